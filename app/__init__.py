@@ -1,0 +1,110 @@
+"""Application factory: config → extensions → blueprints → errors → CLI. It only wires."""
+
+import os
+
+from flask import Flask, render_template
+from flask_babel import gettext as _
+
+from app.config import load_config
+from app.extensions import babel, csrf, db, limiter, login_manager, mail, migrate
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(load_config(app.instance_path, overrides))
+    os.makedirs(app.instance_path, exist_ok=True)
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_request_hooks(app)
+    register_errors(app)
+    register_cli(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from app import models  # noqa: F401  (mappers before first use)
+    from app.i18n import current_language, current_timezone, register_template_helpers
+    from app.queue import limiter_storage_uri
+    from app.security import register_security_headers
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
+    csrf.init_app(app)
+    mail.init_app(app)
+    babel.init_app(app, locale_selector=current_language, timezone_selector=current_timezone)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", limiter_storage_uri(app.config["REDIS_URL"]))
+    limiter.init_app(app)
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None
+    login_manager.session_protection = "strong"
+    login_manager.user_loader(_load_user)
+
+    register_security_headers(app)
+    register_template_helpers(app)
+
+
+def _load_user(user_id: str):
+    from app.models import User
+
+    raw_id, _, version = user_id.partition(":")
+    if not raw_id.isdigit() or not version.isdigit():
+        return None
+    user = db.session.get(User, int(raw_id))
+    if user is None or user.session_version != int(version):
+        return None
+    return user
+
+
+def register_blueprints(app: Flask) -> None:
+    from app.auth import bp as auth_bp
+    from app.main import bp as main_bp
+    from app.workspace import bp as workspace_bp
+
+    app.register_blueprint(main_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(workspace_bp)
+
+
+def register_request_hooks(app: Flask) -> None:
+    from app import policy
+    from app.htmx import add_vary
+    from app.tenancy import load_current_tenant
+
+    app.before_request(load_current_tenant)
+    app.after_request(add_vary)
+    app.jinja_env.globals["can"] = policy.can
+
+
+def register_errors(app: Flask) -> None:
+    from flask_wtf.csrf import CSRFError
+
+    messages = {
+        400: lambda: _("The request could not be understood."),
+        403: lambda: _("Your role does not allow this."),
+        404: lambda: _("There is nothing here."),
+        405: lambda: _("This address does not accept that method."),
+        429: lambda: _("Too many attempts. Wait a little and try again."),
+        500: lambda: _("Something broke on our side. Try again in a moment."),
+    }
+
+    def handle(error):
+        code = getattr(error, "code", 500) or 500
+        message = messages.get(code, messages[500])()
+        return render_template("errors/error.html", code=code, message=message), code
+
+    def handle_csrf(error):
+        message = _("The form expired. Reload the page and try again.")
+        return render_template("errors/error.html", code=400, message=message), 400
+
+    for code in messages:
+        app.register_error_handler(code, handle)
+    app.register_error_handler(CSRFError, handle_csrf)
+
+
+def register_cli(app: Flask) -> None:
+    from app.cli import register
+
+    register(app)

@@ -1,0 +1,126 @@
+"""Signing up, signing in and looking after one's own account."""
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+
+from app.extensions import db
+from app.models import Invitation, Tenant, User, utcnow
+from app.passwords import hash_password, needs_rehash, verify_password
+from app.queue import enqueue
+from app.tenancy import ALL_TENANTS, active_memberships
+from app.workspace.services import (
+    WorkspaceError,
+    accept_invitation,
+    create_user,
+    create_workspace,
+    find_user_by_email,
+)
+
+# Verified when the email is unknown so that both paths take the same time.
+_DUMMY_HASH = hash_password("not-a-real-password-for-timing")
+
+
+def sign_up(business_name: str, name: str, email: str, password: str, language: str) -> User:
+    """A new user who owns a new workspace."""
+    if find_user_by_email(email) is not None:
+        raise WorkspaceError(
+            _l("An account with this email exists. Sign in, then create a workspace."),
+            field="email",
+        )
+    user = create_user(email, name, password, locale=language)
+    create_workspace(business_name, user, language=language)
+    db.session.commit()
+    return user
+
+
+def authenticate(email: str, password: str) -> User | None:
+    user = find_user_by_email(email)
+    if user is None:
+        verify_password(_DUMMY_HASH, password)
+        return None
+    if not verify_password(user.password_hash, password):
+        return None
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return user
+
+
+def can_sign_in(user: User) -> bool:
+    """A user with no active seat in any workspace cannot sign in."""
+    return bool(active_memberships(user.id))
+
+
+def record_login(user: User) -> None:
+    user.last_login_at = utcnow()
+    db.session.commit()
+
+
+def preferred_locale(user: User) -> str:
+    if user.locale:
+        return user.locale
+    if user.last_tenant_id:
+        tenant = db.session.get(Tenant, user.last_tenant_id)
+        if tenant is not None:
+            return tenant.language
+    return "en"
+
+
+def request_password_reset(email: str) -> None:
+    """Email a reset link if the account exists; say nothing either way."""
+    user = find_user_by_email(email)
+    if user is not None:
+        enqueue("app.tasks.email.send_password_reset", user.id)
+
+
+def reset_password(user: User, password: str) -> None:
+    user.password_hash = hash_password(password)
+    user.session_version += 1
+    db.session.commit()
+
+
+def change_password(user: User, current_password: str, new_password: str) -> None:
+    if not verify_password(user.password_hash, current_password):
+        raise WorkspaceError(_l("The current password is wrong."), field="current_password")
+    reset_password(user, new_password)
+
+
+def change_email(user: User, current_password: str, new_email: str) -> None:
+    if not verify_password(user.password_hash, current_password):
+        raise WorkspaceError(_l("The current password is wrong."), field="current_password")
+    new_email = new_email.strip().lower()
+    other = find_user_by_email(new_email)
+    if other is not None and other.id != user.id:
+        raise WorkspaceError(_l("This email belongs to another account."), field="new_email")
+    user.email = new_email
+    db.session.commit()
+
+
+def set_language(user: User, language: str) -> None:
+    user.locale = language
+    db.session.commit()
+
+
+def load_invitation(tenant_id: int, invitation_id: int) -> Invitation | None:
+    invitation = db.session.scalar(
+        sa.select(Invitation)
+        .where(Invitation.id == invitation_id, Invitation.tenant_id == tenant_id)
+        .execution_options(**ALL_TENANTS)
+    )
+    if invitation is None or not invitation.pending:
+        return None
+    return invitation
+
+
+def join_by_invitation(invitation: Invitation, name: str, password: str) -> User:
+    """A new person creates their account; an existing one proves it with their password."""
+    user = find_user_by_email(invitation.email)
+    if user is None:
+        if not name.strip():
+            raise WorkspaceError(_l("Tell us your name."), field="name")
+        user = create_user(invitation.email, name, password)
+    elif not verify_password(user.password_hash, password):
+        raise WorkspaceError(
+            _l("This email already has an account: enter its password."), field="password"
+        )
+    accept_invitation(invitation, user)
+    return user

@@ -1,0 +1,39 @@
+"""Signed, expiring tokens for emailed links."""
+
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from app.models import Invitation, User
+
+INVITATION_MAX_AGE = 7 * 24 * 3600
+RESET_MAX_AGE = 3600
+
+
+def _serializer(salt: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=salt)
+
+
+def invitation_token(invitation: Invitation) -> str:
+    return _serializer("invitation").dumps({"i": invitation.id, "t": invitation.tenant_id})
+
+
+def read_invitation_token(token: str) -> tuple[int, int] | None:
+    """(tenant_id, invitation_id) for a valid, unexpired token; None otherwise."""
+    try:
+        data = _serializer("invitation").loads(token, max_age=INVITATION_MAX_AGE)
+    except BadSignature:
+        return None
+    return data["t"], data["i"]
+
+
+def password_reset_token(user: User) -> str:
+    # The hash fragment makes the token die as soon as the password changes.
+    return _serializer("reset").dumps({"u": user.id, "h": user.password_hash[-12:]})
+
+
+def read_password_reset_token(token: str) -> tuple[int, str] | None:
+    try:
+        data = _serializer("reset").loads(token, max_age=RESET_MAX_AGE)
+    except BadSignature:
+        return None
+    return data["u"], data["h"]

@@ -1,0 +1,225 @@
+"""Signup, login, logout, password reset, invitations and one's own account."""
+
+from urllib.parse import urlsplit
+
+from flask import abort, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required, login_user, logout_user
+from wtforms.validators import DataRequired
+
+from app.auth import bp, services, tokens
+from app.auth.forms import (
+    AcceptInvitationForm,
+    ChangeEmailForm,
+    ChangePasswordForm,
+    ForgotPasswordForm,
+    LoginForm,
+    ResetPasswordForm,
+    SignupForm,
+)
+from app.extensions import db, limiter
+from app.forms import StrongPassword
+from app.htmx import redirect_to, render
+from app.i18n import current_language
+from app.models import Tenant, User
+from app.workspace.services import WorkspaceError, find_user_by_email
+
+
+def _account_key() -> str:
+    return "account:" + (request.form.get("email") or "").strip().lower()
+
+
+def _safe_next(default: str, target: str | None = None) -> str:
+    """Only same-site relative paths are followed after login."""
+    target = target if target is not None else (request.args.get("next") or "")
+    parts = urlsplit(target)
+    if target.startswith("/") and not target.startswith("//") and not parts.netloc:
+        return target
+    return default
+
+
+def _start_session(user: User, remember: bool, tenant_id: int | None = None) -> None:
+    # A fresh session on every login: nothing from before survives (fixation).
+    session.clear()
+    login_user(user, remember=remember)
+    session["tenant_id"] = tenant_id or user.last_tenant_id
+    services.record_login(user)
+
+
+def _field_error(form, error: WorkspaceError) -> None:
+    field = getattr(form, error.field, None) if error.field else None
+    if field is not None:
+        field.errors = [*field.errors, str(error)]
+    else:
+        flash(str(error), "error")
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+@limiter.limit("10/hour", methods=["POST"])
+def signup():
+    form = SignupForm()
+    if form.validate_on_submit():
+        try:
+            user = services.sign_up(
+                form.business_name.data, form.name.data, form.email.data, form.password.data,
+                language=current_language(),
+            )
+        except WorkspaceError as error:
+            _field_error(form, error)
+        else:
+            _start_session(user, remember=False)
+            flash(_("Your workspace is ready."), "success")
+            return redirect_to(url_for("main.dashboard"))
+    return render("auth/signup.html", "auth/_signup_form.html", form=form)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit("20/minute", methods=["POST"])
+@limiter.limit("10/15 minutes", methods=["POST"], key_func=_account_key)
+def login():
+    if current_user.is_authenticated and g.get("membership"):
+        return redirect(url_for("main.dashboard"))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = services.authenticate(form.email.data, form.password.data)
+        if user is None or not services.can_sign_in(user):
+            # One message for every failure: no hint whether the email exists.
+            form.password.errors = [_("Wrong email or password, or no active workspace.")]
+        else:
+            _start_session(user, remember=form.remember.data)
+            return redirect_to(_safe_next(url_for("main.dashboard")))
+    return render("auth/login.html", "auth/_login_form.html", form=form)
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    logout_user()
+    session.clear()
+    flash(_("You are signed out."), "info")
+    return redirect_to(url_for("auth.login"))
+
+
+@bp.route("/no-workspace")
+@login_required
+def no_workspace():
+    return render_template("auth/no_workspace.html")
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+@limiter.limit("5/15 minutes", methods=["POST"])
+@limiter.limit("3/hour", methods=["POST"], key_func=_account_key)
+def forgot_password():
+    form = ForgotPasswordForm()
+    if form.validate_on_submit():
+        services.request_password_reset(form.email.data)
+        flash(_("If an account uses that email, a reset link is on its way."), "info")
+        return redirect_to(url_for("auth.login"))
+    return render("auth/forgot_password.html", form=form)
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"])
+@limiter.limit("10/15 minutes", methods=["POST"])
+def reset_password(token: str):
+    found = tokens.read_password_reset_token(token)
+    user = db.session.get(User, found[0]) if found else None
+    if user is None or user.password_hash[-12:] != found[1]:
+        flash(_("This reset link has expired or was already used. Ask for a new one."), "error")
+        return redirect(url_for("auth.forgot_password"))
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        services.reset_password(user, form.password.data)
+        flash(_("Your password is changed. Sign in with it."), "success")
+        return redirect_to(url_for("auth.login"))
+    return render("auth/reset_password.html", form=form)
+
+
+@bp.route("/invitations/<token>", methods=["GET", "POST"])
+@limiter.limit("20/15 minutes", methods=["POST"])
+def accept_invitation(token: str):
+    found = tokens.read_invitation_token(token)
+    invitation = services.load_invitation(*found) if found else None
+    if invitation is None:
+        return render_template("auth/invitation_invalid.html"), 404
+    tenant = db.session.get(Tenant, invitation.tenant_id)
+    existing = find_user_by_email(invitation.email)
+    form = AcceptInvitationForm()
+    if existing is None:
+        form.password.validators = [DataRequired(), StrongPassword()]
+    if form.validate_on_submit():
+        try:
+            user = services.join_by_invitation(invitation, form.name.data or "", form.password.data)
+        except WorkspaceError as error:
+            _field_error(form, error)
+        else:
+            _start_session(user, remember=False, tenant_id=invitation.tenant_id)
+            flash(_("Welcome to %(name)s.", name=tenant.name), "success")
+            return redirect_to(url_for("main.dashboard"))
+    return render(
+        "auth/accept_invitation.html", form=form, invitation=invitation, tenant=tenant,
+        existing=existing,
+    )
+
+
+@bp.route("/account", methods=["GET"])
+@login_required
+def account():
+    return render(
+        "auth/account.html",
+        email_form=ChangeEmailForm(prefix="email"),
+        password_form=ChangePasswordForm(prefix="pw"),
+    )
+
+
+@bp.route("/account/email", methods=["POST"])
+@login_required
+@limiter.limit("10/hour")
+def change_email():
+    email_form = ChangeEmailForm(prefix="email")
+    if email_form.validate_on_submit():
+        try:
+            services.change_email(
+                current_user, email_form.current_password.data, email_form.new_email.data
+            )
+        except WorkspaceError as error:
+            _field_error(email_form, error)
+        else:
+            flash(_("Your email is now %(email)s.", email=current_user.email), "success")
+            return redirect_to(url_for("auth.account"))
+    return render(
+        "auth/account.html", status=422, email_form=email_form,
+        password_form=ChangePasswordForm(prefix="pw"),
+    )
+
+
+@bp.route("/account/password", methods=["POST"])
+@login_required
+@limiter.limit("10/hour")
+def change_password():
+    password_form = ChangePasswordForm(prefix="pw")
+    if password_form.validate_on_submit():
+        try:
+            services.change_password(
+                current_user, password_form.current_password.data, password_form.new_password.data
+            )
+        except WorkspaceError as error:
+            _field_error(password_form, error)
+        else:
+            # The session version changed: sign in again on this device right away.
+            login_user(current_user)
+            flash(_("Your password is changed; other devices are signed out."), "success")
+            return redirect_to(url_for("auth.account"))
+    return render(
+        "auth/account.html", status=422, email_form=ChangeEmailForm(prefix="email"),
+        password_form=password_form,
+    )
+
+
+@bp.route("/account/language", methods=["POST"])
+def set_language():
+    language = request.form.get("language", "")
+    if language not in ("en", "ru"):
+        abort(400)
+    if current_user.is_authenticated:
+        services.set_language(current_user, language)
+    session["language"] = language
+    return redirect_to(_safe_next(url_for("main.dashboard"), request.form.get("next", "")))

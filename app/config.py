@@ -1,0 +1,85 @@
+"""Configuration read from the environment.
+
+Development runs on embedded defaults (SQLite in ``instance/``, an embedded Redis
+started by ``dev.py``); anywhere else a missing ``SECRET_KEY`` stops the start.
+"""
+
+import os
+from datetime import timedelta
+
+
+class ConfigError(RuntimeError):
+    """Raised when the environment cannot produce a safe configuration."""
+
+
+def _flag(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def load_config(instance_path: str, overrides: dict | None = None) -> dict:
+    """Build the config mapping from the environment, then apply ``overrides``."""
+    env = os.environ.get("CONVEYOR_ENV", "development")
+    overrides = overrides or {}
+    testing = bool(overrides.get("TESTING"))
+    development = env == "development"
+
+    secret = os.environ.get("SECRET_KEY")
+    if not secret:
+        if development or testing:
+            secret = "dev-only-" + instance_path
+        else:
+            raise ConfigError("SECRET_KEY must be set outside development")
+
+    database_url = os.environ.get("DATABASE_URL") or (
+        "sqlite:///" + os.path.join(instance_path, "conveyor.sqlite3")
+    )
+    if database_url.startswith("postgres://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgres://") :]
+    elif database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
+
+    redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    mail_server = os.environ.get("MAIL_SERVER")
+
+    config = {
+        "ENV_NAME": env,
+        "SECRET_KEY": secret,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": redis_url,
+        "RQ_QUEUE": os.environ.get("RQ_QUEUE", "conveyor"),
+        "BASE_URL": os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
+        # Mail: Flask-Mail's names. Without MAIL_SERVER, development keeps mail
+        # in instance/outbox instead of sending it.
+        "MAIL_SERVER": mail_server or "localhost",
+        "MAIL_PORT": int(os.environ.get("MAIL_PORT", "25")),
+        "MAIL_USE_TLS": _flag("MAIL_USE_TLS"),
+        "MAIL_USE_SSL": _flag("MAIL_USE_SSL"),
+        "MAIL_USERNAME": os.environ.get("MAIL_USERNAME"),
+        "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD"),
+        "MAIL_DEFAULT_SENDER": os.environ.get("MAIL_DEFAULT_SENDER", "Conveyor <noreply@localhost>"),
+        "MAIL_TRANSPORT": "smtp" if (mail_server or not development) else "outbox",
+        "MAIL_OUTBOX_DIR": os.path.join(instance_path, "outbox"),
+        # Sessions and cookies
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": not (development or testing),
+        "REMEMBER_COOKIE_DURATION": timedelta(days=30),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": not (development or testing),
+        "PERMANENT_SESSION_LIFETIME": timedelta(days=30),
+        "WTF_CSRF_TIME_LIMIT": None,
+        "RATELIMIT_ENABLED": _flag("RATELIMIT_ENABLED", True),
+        "RATELIMIT_KEY_PREFIX": os.environ.get("RATELIMIT_KEY_PREFIX", "conveyor"),
+        "BABEL_DEFAULT_LOCALE": "en",
+        "BABEL_DEFAULT_TIMEZONE": "UTC",
+        "LANGUAGES": {"en": "English", "ru": "Русский"},
+        "DEV_OUTBOX_ROUTE": development,
+        "TESTING": testing,
+    }
+    config.update(overrides)
+    return config

@@ -1,0 +1,122 @@
+"""Demo workspace: a small bakery supplier mid-month, for trying the app out."""
+
+import random
+import secrets
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import Contact, Lead, Membership, Phase, Role, Source, SourceKind, Stage, Tenant
+from app.workspace import services as workspace
+
+DEMO_SLUG = "demo"
+DEMO_PASSWORD = "conveyor-demo-2026"
+DEMO_TEAM = [
+    ("owner@demo.conveyor.test", "Olivia Owner", Role.OWNER),
+    ("leads@demo.conveyor.test", "Liam Leadgen", Role.LEAD_GENERATOR),
+    ("closer@demo.conveyor.test", "Chloe Closer", Role.CLOSER),
+    ("accounts@demo.conveyor.test", "Aaron Accounts", Role.ACCOUNT_MANAGER),
+]
+SOURCES = [
+    ("Website form", SourceKind.SITE_FORM, 0),
+    ("Google Ads", SourceKind.AD, 1800),
+    ("Partner: CaterLink", SourceKind.PARTNER, 5000),
+    ("Referrals", SourceKind.REFERRAL, 0),
+]
+FIRST = ["Anna", "Boris", "Carmen", "David", "Elena", "Farid", "Grace", "Hugo", "Irina", "Jonas",
+         "Kira", "Leo", "Maya", "Nikolai", "Olga", "Pavel", "Quinn", "Rosa", "Sergei", "Tara"]
+LAST = ["Ivanova", "Smith", "Garcia", "Petrov", "Chen", "Novak", "Brown", "Kuznetsova",
+        "Martin", "Sokolov"]
+COMPANIES = ["Corner Café", "Sunrise Hotel", "Blue Door Bistro", "City School Canteen",
+             "Green Leaf Catering", "Harbor Restaurant", "Morning Bagels", "Old Town Deli"]
+PROBLEMS = ["Needs weekly flour delivery", "Wants gluten-free range", "Supplier keeps being late",
+            "Opening a second site", "Looking for better prices on butter"]
+
+
+def seed() -> dict:
+    """Create the demo workspace once; later calls report the existing one."""
+    tenant = db.session.scalar(sa.select(Tenant).where(Tenant.slug == DEMO_SLUG))
+    if tenant is not None:
+        return {"id": tenant.id, "slug": tenant.slug, "created": False, **_login()}
+
+    rng = random.Random(2026)
+    users = {}
+    for email, name, role in DEMO_TEAM:
+        user = workspace.find_user_by_email(email) or workspace.create_user(email, name, DEMO_PASSWORD)
+        users[role] = user
+    tenant = workspace.create_workspace("Northwind Bakery Supplies", users[Role.OWNER])
+    tenant.slug = DEMO_SLUG
+    tenant.timezone = "Europe/London"
+    tenant.currency = "GBP"
+    for role, user in users.items():
+        if role != Role.OWNER:
+            db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role))
+            user.last_tenant_id = tenant.id
+
+    sources = []
+    for name, kind, cost in SOURCES:
+        source = Source(
+            tenant_id=tenant.id, name=name, kind=kind, cost_per_lead_minor=cost,
+            intake_token=secrets.token_urlsafe(24),
+        )
+        db.session.add(source)
+        sources.append(source)
+    db.session.flush()
+
+    stages = list(
+        db.session.scalars(
+            sa.select(Stage).where(Stage.tenant_id == tenant.id).order_by(Stage.position)
+        )
+    )
+    now = datetime.now(UTC)
+    today = now.date()
+    for index in range(48):
+        stage = rng.choice(stages)
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        company = rng.choice(COMPANIES)
+        contact = Contact(
+            tenant_id=tenant.id, name=f"{first} {last}", company=company,
+            email=f"{first.lower()}.{last.lower()}{index}@example.com",
+            phone=f"+4420795{index:05d}",
+        )
+        db.session.add(contact)
+        db.session.flush()
+        owner = {
+            Phase.GENERATION: users[Role.LEAD_GENERATOR],
+            Phase.CONVERSION: users[Role.CLOSER],
+            Phase.ACCOUNT: users[Role.ACCOUNT_MANAGER],
+        }[stage.phase]
+        qualified = stage.phase != Phase.GENERATION or stage.name == "Qualified"
+        db.session.add(
+            Lead(
+                tenant_id=tenant.id,
+                contact_id=contact.id,
+                source_id=rng.choice(sources).id,
+                stage_id=stage.id,
+                owner_id=owner.id,
+                title=f"{company}: {rng.choice(['weekly supply', 'trial order', 'event catering'])}",
+                value_minor=rng.randrange(20, 400) * 1000,
+                problem=rng.choice(PROBLEMS) if qualified else None,
+                money=rng.choice(["confirmed", "£500/month", "£2,000"]) if qualified else None,
+                decision_date=today + timedelta(days=rng.randint(-5, 20)) if qualified else None,
+                next_touch_on=(
+                    today + timedelta(days=rng.randint(-3, 7))
+                    if stage.phase == Phase.ACCOUNT else None
+                ),
+                last_activity_at=now - timedelta(hours=rng.randint(1, 240)),
+                created_at=now - timedelta(days=rng.randint(1, 30)),
+            )
+        )
+    db.session.commit()
+    return {"id": tenant.id, "slug": tenant.slug, "created": True, **_login()}
+
+
+def _login() -> dict:
+    return {
+        "login": {email: DEMO_PASSWORD for email, _, _ in DEMO_TEAM},
+        "note": "every demo member uses the same password",
+    }
+
+
+

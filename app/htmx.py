@@ -1,0 +1,42 @@
+"""One helper decides between a full page and an htmx fragment."""
+
+from flask import Response, make_response, redirect, render_template, request
+
+
+def is_htmx_request() -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def wants_fragment() -> bool:
+    """An htmx request that swaps part of a page.
+
+    Boosted navigation and history restores replace the whole body, so they get
+    the full page.
+    """
+    return (
+        is_htmx_request()
+        and request.headers.get("HX-Boosted") != "true"
+        and request.headers.get("HX-History-Restore-Request") != "true"
+    )
+
+
+def render(page: str, fragment: str | None = None, status: int = 200, **context) -> Response:
+    """Render ``fragment`` for htmx fragment requests and ``page`` (which includes it) otherwise."""
+    template = fragment if (fragment and wants_fragment()) else page
+    response = make_response(render_template(template, **context), status)
+    response.vary.add("HX-Request")
+    return response
+
+
+def redirect_to(location: str) -> Response:
+    """Redirect that htmx follows as a full navigation."""
+    if is_htmx_request():
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = location
+        return response
+    return redirect(location)
+
+
+def add_vary(response: Response) -> Response:
+    response.vary.add("HX-Request")
+    return response

@@ -1,0 +1,37 @@
+"""Language and timezone choice, and locale-aware formatting helpers for templates."""
+
+from flask import current_app, g, request, session
+from flask_babel import format_currency, format_date, format_datetime, get_locale, get_timezone
+from flask_login import current_user
+
+
+def current_language() -> str:
+    """The user's choice, then the workspace's, then the browser's, then English."""
+    languages = current_app.config["LANGUAGES"]
+    if current_user and current_user.is_authenticated and current_user.locale in languages:
+        return current_user.locale
+    if session.get("language") in languages:
+        return session["language"]
+    tenant = g.get("tenant")
+    if tenant is not None and tenant.language in languages:
+        return tenant.language
+    return request.accept_languages.best_match(list(languages)) or "en"
+
+
+def current_timezone() -> str:
+    tenant = g.get("tenant")
+    return tenant.timezone if tenant is not None else "UTC"
+
+
+def money(minor_units: int, currency: str | None = None) -> str:
+    """Format integer minor units in the workspace currency and locale."""
+    tenant = g.get("tenant")
+    code = currency or (tenant.currency if tenant is not None else "USD")
+    return format_currency(minor_units / 100, code)
+
+
+def register_template_helpers(app) -> None:
+    app.jinja_env.globals.update(
+        money=money, format_date=format_date, format_datetime=format_datetime,
+        get_locale=get_locale, get_timezone=get_timezone,
+    )

@@ -1,0 +1,67 @@
+"""Home page, health check, and the development mail outbox."""
+
+import os
+from datetime import datetime
+from email import message_from_binary_file, policy
+from zoneinfo import ZoneInfo
+
+from flask import abort, current_app, g, jsonify, render_template
+from flask_login import current_user
+
+from app.extensions import limiter
+from app.htmx import render
+from app.main import bp, services
+from app.policy import requires
+from app.queue import get_redis
+
+
+@bp.route("/")
+@requires("workspace.view")
+def dashboard():
+    today = datetime.now(ZoneInfo(g.tenant.timezone)).date()
+    summary = services.conveyor_summary(g.membership, today)
+    return render("main/dashboard.html", summary=summary, user=current_user)
+
+
+@bp.route("/healthz")
+@limiter.exempt
+def healthz():
+    database = services.database_ok()
+    try:
+        redis_ok = bool(get_redis().ping())
+    except Exception:
+        redis_ok = False
+    healthy = database and redis_ok
+    body = {
+        "status": "ok" if healthy else "degraded",
+        "database": "ok" if database else "down",
+        "redis": "ok" if redis_ok else "down",
+    }
+    return jsonify(body), 200 if healthy else 503
+
+
+def _outbox_messages() -> list[dict]:
+    folder = current_app.config["MAIL_OUTBOX_DIR"]
+    if not os.path.isdir(folder):
+        return []
+    messages = []
+    for name in sorted(os.listdir(folder), reverse=True)[:50]:
+        with open(os.path.join(folder, name), "rb") as handle:
+            message = message_from_binary_file(handle, policy=policy.default)
+        text = message.get_body(preferencelist=("plain",))
+        messages.append(
+            {
+                "to": message["To"],
+                "subject": message["Subject"],
+                "body": text.get_content() if text else "",
+            }
+        )
+    return messages
+
+
+@bp.route("/dev/outbox")
+def dev_outbox():
+    """Mail the development server 'sent' (only when mail is kept locally)."""
+    if not current_app.config["DEV_OUTBOX_ROUTE"] or current_app.config["MAIL_TRANSPORT"] != "outbox":
+        abort(404)
+    return render_template("main/outbox.html", messages=_outbox_messages())

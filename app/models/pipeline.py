@@ -1,0 +1,88 @@
+"""The conveyor's core records: stages, sources, contacts and leads.
+
+A lead moves through stages grouped in three phases; a lead in the account
+phase is a client. Money is kept in integer minor units of the workspace
+currency.
+"""
+
+import enum
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import Base, str_enum, TenantScoped, TimestampMixin, UTCDateTime, utcnow
+
+
+class Phase(enum.StrEnum):
+    GENERATION = "generation"
+    CONVERSION = "conversion"
+    ACCOUNT = "account"
+
+
+class SourceKind(enum.StrEnum):
+    SITE_FORM = "site_form"
+    AD = "ad"
+    PARTNER = "partner"
+    REFERRAL = "referral"
+    OTHER = "other"
+
+
+class Stage(TenantScoped, Base):
+    __tablename__ = "stage"
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(64))
+    phase: Mapped[Phase] = mapped_column(str_enum(Phase, 16))
+    position: Mapped[int] = mapped_column(default=0)
+    rot_days: Mapped[int] = mapped_column(default=7)
+    is_won: Mapped[bool] = mapped_column(default=False)
+    is_lost: Mapped[bool] = mapped_column(default=False)
+
+
+class Source(TenantScoped, TimestampMixin, Base):
+    __tablename__ = "source"
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    kind: Mapped[SourceKind] = mapped_column(str_enum(SourceKind, 16))
+    cost_per_lead_minor: Mapped[int] = mapped_column(default=0)
+    active: Mapped[bool] = mapped_column(default=True)
+    intake_token: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    signing_secret: Mapped[str | None] = mapped_column(sa.String(128))
+
+
+class Contact(TenantScoped, TimestampMixin, Base):
+    __tablename__ = "contact"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    email: Mapped[str | None] = mapped_column(sa.String(254), index=True)
+    phone: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    company: Mapped[str | None] = mapped_column(sa.String(200))
+
+
+class Lead(TenantScoped, TimestampMixin, Base):
+    """One inquiry moving along the conveyor; a lead in the account phase is a client."""
+
+    __tablename__ = "lead"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(sa.ForeignKey("contact.id", ondelete="CASCADE"))
+    source_id: Mapped[int | None] = mapped_column(sa.ForeignKey("source.id", ondelete="SET NULL"))
+    stage_id: Mapped[int] = mapped_column(sa.ForeignKey("stage.id"), index=True)
+    owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
+    title: Mapped[str] = mapped_column(sa.String(200))
+    value_minor: Mapped[int] = mapped_column(default=0)
+    problem: Mapped[str | None] = mapped_column(sa.Text)
+    money: Mapped[str | None] = mapped_column(sa.String(200))
+    decision_date: Mapped[date | None] = mapped_column(sa.Date)
+    next_touch_on: Mapped[date | None] = mapped_column(sa.Date)
+    last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    contact: Mapped[Contact] = relationship()
+    source: Mapped[Source | None] = relationship()
+    stage: Mapped[Stage] = relationship()
+    owner: Mapped["User | None"] = relationship()  # noqa: F821

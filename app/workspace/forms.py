@@ -1,0 +1,54 @@
+from zoneinfo import available_timezones
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import EmailField, IntegerField, SelectField, StringField
+from wtforms.validators import DataRequired, Email, Length, NumberRange, ValidationError
+
+from app.forms import normalise_email
+from app.models import Role
+
+CURRENCIES = ["USD", "EUR", "GBP", "RUB", "KZT", "UAH", "BYN", "CAD", "AUD", "INR", "CHF", "PLN"]
+
+
+def role_choices():
+    return [
+        (Role.OWNER.value, _l("Owner")),
+        (Role.LEAD_GENERATOR.value, _l("Lead generator")),
+        (Role.CLOSER.value, _l("Closer")),
+        (Role.ACCOUNT_MANAGER.value, _l("Account manager")),
+    ]
+
+
+class SettingsForm(FlaskForm):
+    name = StringField(_l("Workspace name"), validators=[DataRequired(), Length(max=120)])
+    timezone = StringField(
+        _l("Timezone"), validators=[DataRequired(), Length(max=64)], render_kw={"list": "timezones"}
+    )
+    language = SelectField(_l("Language"), choices=[("en", "English"), ("ru", "Русский")])
+    currency = SelectField(_l("Currency"), choices=[(c, c) for c in CURRENCIES])
+    touch_cadence_days = IntegerField(
+        _l("Touch every client every N days"), validators=[DataRequired(), NumberRange(1, 90)]
+    )
+    queue_size = IntegerField(
+        _l("Leads in a closer's morning queue"), validators=[DataRequired(), NumberRange(1, 200)]
+    )
+
+    def validate_timezone(self, field):
+        if field.data not in available_timezones():
+            raise ValidationError(_l("Pick a timezone such as Europe/Moscow or America/New_York."))
+
+
+class InviteForm(FlaskForm):
+    email = EmailField(
+        _l("Email"), filters=[normalise_email], validators=[DataRequired(), Email(), Length(max=254)]
+    )
+    role = SelectField(_l("Role"), choices=role_choices, default=Role.CLOSER.value)
+
+
+class RoleForm(FlaskForm):
+    role = SelectField(_l("Role"), choices=role_choices)
+
+
+class NewWorkspaceForm(FlaskForm):
+    name = StringField(_l("Business name"), validators=[DataRequired(), Length(max=120)])

@@ -1,0 +1,206 @@
+"""Workspaces and their teams: creation, settings, invitations, seats."""
+
+import re
+import secrets
+import unicodedata
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+
+from app.extensions import db
+from app.models import Invitation, Membership, Phase, Role, Stage, Tenant, User, utcnow
+from app.passwords import hash_password
+from app.queue import enqueue
+from app.tenancy import ALL_TENANTS
+
+DEFAULT_STAGES = [
+    # (name, phase, rot_days, won, lost)
+    ("New", Phase.GENERATION, 1, False, False),
+    ("Contacted", Phase.GENERATION, 3, False, False),
+    ("Qualified", Phase.GENERATION, 2, False, False),
+    ("Assigned", Phase.CONVERSION, 2, False, False),
+    ("Proposal", Phase.CONVERSION, 5, False, False),
+    ("Negotiation", Phase.CONVERSION, 7, False, False),
+    ("Won", Phase.CONVERSION, 30, True, False),
+    ("Lost", Phase.CONVERSION, 365, False, True),
+    ("Client", Phase.ACCOUNT, 7, False, False),
+]
+
+
+class WorkspaceError(ValueError):
+    """A business rule refused the change; ``field`` names the form field at fault."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def slugify(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug[:40] or "workspace"
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)
+    slug = base
+    while db.session.scalar(sa.select(Tenant.id).where(Tenant.slug == slug)) is not None:
+        slug = f"{base}-{secrets.token_hex(3)}"
+    return slug
+
+
+def find_user_by_email(email: str) -> User | None:
+    return db.session.scalar(sa.select(User).where(User.email == email.strip().lower()))
+
+
+def create_user(email: str, name: str, password: str, locale: str | None = None) -> User:
+    user = User(
+        email=email.strip().lower(), name=name.strip(), password_hash=hash_password(password),
+        locale=locale,
+    )
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+def create_workspace(name: str, owner: User, language: str = "en") -> Tenant:
+    """A new workspace with default stages and ``owner`` as its owner (not committed)."""
+    tenant = Tenant(name=name.strip(), slug=_unique_slug(name), language=language)
+    db.session.add(tenant)
+    db.session.flush()
+    for position, (stage_name, phase, rot_days, won, lost) in enumerate(DEFAULT_STAGES):
+        db.session.add(
+            Stage(
+                tenant_id=tenant.id, name=stage_name, phase=phase, position=position,
+                rot_days=rot_days, is_won=won, is_lost=lost,
+            )
+        )
+    db.session.add(Membership(tenant_id=tenant.id, user_id=owner.id, role=Role.OWNER))
+    owner.last_tenant_id = tenant.id
+    db.session.flush()
+    return tenant
+
+
+def update_settings(tenant: Tenant, data: dict) -> Tenant:
+    for field in ("name", "timezone", "language", "currency", "touch_cadence_days", "queue_size"):
+        if field in data:
+            setattr(tenant, field, data[field])
+    db.session.commit()
+    return tenant
+
+
+def members(tenant: Tenant) -> list[Membership]:
+    return list(
+        db.session.scalars(
+            sa.select(Membership)
+            .where(Membership.tenant_id == tenant.id)
+            .join(User, User.id == Membership.user_id)
+            .order_by(Membership.active.desc(), User.name)
+        )
+    )
+
+
+def pending_invitations(tenant: Tenant) -> list[Invitation]:
+    return list(
+        db.session.scalars(
+            sa.select(Invitation)
+            .where(
+                Invitation.tenant_id == tenant.id,
+                Invitation.accepted_at.is_(None),
+                Invitation.revoked_at.is_(None),
+            )
+            .order_by(Invitation.created_at.desc())
+        )
+    )
+
+
+def invite(tenant: Tenant, inviter: User, email: str, role: Role) -> Invitation:
+    """Record an invitation and have the worker email it."""
+    email = email.strip().lower()
+    existing = find_user_by_email(email)
+    if existing is not None and db.session.scalar(
+        sa.select(Membership.id).where(
+            Membership.tenant_id == tenant.id, Membership.user_id == existing.id
+        )
+    ):
+        raise WorkspaceError(_l("This person is already a member of the workspace."), field="email")
+    for old in db.session.scalars(
+        sa.select(Invitation).where(
+            Invitation.tenant_id == tenant.id,
+            Invitation.email == email,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+        )
+    ):
+        old.revoked_at = utcnow()
+    invitation = Invitation(tenant_id=tenant.id, email=email, role=role, invited_by_id=inviter.id)
+    db.session.add(invitation)
+    db.session.commit()
+    enqueue("app.tasks.email.send_invitation", tenant.id, invitation.id)
+    return invitation
+
+
+def resend_invitation(invitation: Invitation) -> None:
+    enqueue("app.tasks.email.send_invitation", invitation.tenant_id, invitation.id)
+
+
+def revoke_invitation(invitation: Invitation) -> None:
+    if invitation.pending:
+        invitation.revoked_at = utcnow()
+        db.session.commit()
+
+
+def accept_invitation(invitation: Invitation, user: User) -> Membership:
+    """Give ``user`` the invited seat (reactivating an old one) and mark it accepted."""
+    membership = db.session.scalar(
+        sa.select(Membership)
+        .where(Membership.tenant_id == invitation.tenant_id, Membership.user_id == user.id)
+        .execution_options(**ALL_TENANTS)
+    )
+    if membership is None:
+        membership = Membership(tenant_id=invitation.tenant_id, user_id=user.id, role=invitation.role)
+        db.session.add(membership)
+    else:
+        membership.role = invitation.role
+        membership.active = True
+        membership.deactivated_at = None
+    invitation.accepted_at = utcnow()
+    user.last_tenant_id = invitation.tenant_id
+    db.session.commit()
+    return membership
+
+
+def _active_owner_count(tenant: Tenant) -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count(Membership.id)).where(
+            Membership.tenant_id == tenant.id,
+            Membership.role == Role.OWNER,
+            Membership.active.is_(True),
+        )
+    )
+
+
+def _guard_last_owner(tenant: Tenant, membership: Membership) -> None:
+    if membership.role == Role.OWNER and membership.active and _active_owner_count(tenant) <= 1:
+        raise WorkspaceError(_l("A workspace needs at least one active owner."))
+
+
+def deactivate_member(tenant: Tenant, membership: Membership) -> None:
+    """Take the seat away: the person can no longer sign in to this workspace."""
+    _guard_last_owner(tenant, membership)
+    membership.active = False
+    membership.deactivated_at = utcnow()
+    db.session.commit()
+
+
+def reactivate_member(membership: Membership) -> None:
+    membership.active = True
+    membership.deactivated_at = None
+    db.session.commit()
+
+
+def change_role(tenant: Tenant, membership: Membership, role: Role) -> None:
+    if role != Role.OWNER:
+        _guard_last_owner(tenant, membership)
+    membership.role = role
+    db.session.commit()

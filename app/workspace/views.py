@@ -1,0 +1,153 @@
+"""Workspace settings, the team page, and switching between workspaces."""
+
+from zoneinfo import available_timezones
+
+from flask import abort, flash, g, redirect, session, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from app.extensions import db
+from app.htmx import redirect_to, render
+from app.models import Invitation, Membership, Role
+from app.policy import requires
+from app.tenancy import active_memberships, get_for_tenant_or_404
+from app.workspace import bp, services
+from app.workspace.forms import InviteForm, NewWorkspaceForm, RoleForm, SettingsForm
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@requires("workspace.settings")
+def settings():
+    form = SettingsForm(obj=g.tenant)
+    if form.validate_on_submit():
+        services.update_settings(g.tenant, form.data)
+        flash(_("Settings saved."), "success")
+        return redirect_to(url_for("workspace.settings"))
+    return render(
+        "workspace/settings.html",
+        status=422 if form.errors else 200,
+        form=form,
+        timezones=sorted(available_timezones()),
+    )
+
+
+def _team_page(invite_form: InviteForm, status: int = 200):
+    return render(
+        "workspace/team.html",
+        "workspace/_team.html",
+        status=status,
+        invite_form=invite_form,
+        role_form=RoleForm(),
+        members=services.members(g.tenant),
+        invitations=services.pending_invitations(g.tenant),
+    )
+
+
+@bp.route("/team", methods=["GET"])
+@requires("team.manage")
+def team():
+    return _team_page(InviteForm())
+
+
+@bp.route("/team/invitations", methods=["POST"])
+@requires("team.manage")
+def invite():
+    form = InviteForm()
+    if form.validate_on_submit():
+        try:
+            services.invite(g.tenant, current_user, form.email.data, Role(form.role.data))
+        except services.WorkspaceError as error:
+            form.email.errors = [*form.email.errors, str(error)]
+        else:
+            flash(_("Invitation sent to %(email)s.", email=form.email.data), "success")
+            return redirect_to(url_for("workspace.team"))
+    return _team_page(form, status=422)
+
+
+@bp.route("/team/invitations/<int:invitation_id>/resend", methods=["POST"])
+@requires("team.manage")
+def resend_invitation(invitation_id: int):
+    invitation = get_for_tenant_or_404(Invitation, invitation_id)
+    if invitation.pending:
+        services.resend_invitation(invitation)
+        flash(_("Invitation sent again to %(email)s.", email=invitation.email), "success")
+    return redirect_to(url_for("workspace.team"))
+
+
+@bp.route("/team/invitations/<int:invitation_id>/revoke", methods=["POST"])
+@requires("team.manage")
+def revoke_invitation(invitation_id: int):
+    invitation = get_for_tenant_or_404(Invitation, invitation_id)
+    services.revoke_invitation(invitation)
+    flash(_("Invitation to %(email)s withdrawn.", email=invitation.email), "info")
+    return redirect_to(url_for("workspace.team"))
+
+
+def _member_action(membership_id: int, action) -> object:
+    membership = get_for_tenant_or_404(Membership, membership_id)
+    try:
+        action(membership)
+    except services.WorkspaceError as error:
+        flash(str(error), "error")
+    return redirect_to(url_for("workspace.team"))
+
+
+@bp.route("/team/members/<int:membership_id>/deactivate", methods=["POST"])
+@requires("team.manage")
+def deactivate_member(membership_id: int):
+    def deactivate(membership):
+        services.deactivate_member(g.tenant, membership)
+        flash(_("%(name)s can no longer sign in here.", name=membership.user.name), "info")
+
+    return _member_action(membership_id, deactivate)
+
+
+@bp.route("/team/members/<int:membership_id>/reactivate", methods=["POST"])
+@requires("team.manage")
+def reactivate_member(membership_id: int):
+    def reactivate(membership):
+        services.reactivate_member(membership)
+        flash(_("%(name)s is active again.", name=membership.user.name), "success")
+
+    return _member_action(membership_id, reactivate)
+
+
+@bp.route("/team/members/<int:membership_id>/role", methods=["POST"])
+@requires("team.manage")
+def change_role(membership_id: int):
+    form = RoleForm()
+    if not form.validate_on_submit():
+        abort(400)
+
+    def change(membership):
+        services.change_role(g.tenant, membership, Role(form.role.data))
+        flash(_("Role of %(name)s changed.", name=membership.user.name), "success")
+
+    return _member_action(membership_id, change)
+
+
+@bp.route("/workspaces/<int:tenant_id>/switch", methods=["POST"])
+@login_required
+def switch(tenant_id: int):
+    """Work in another workspace where the user has an active seat (404 otherwise)."""
+    if not any(m.tenant_id == tenant_id for m in active_memberships(current_user.id)):
+        abort(404)
+    session["tenant_id"] = tenant_id
+    current_user.last_tenant_id = tenant_id
+    db.session.commit()
+    return redirect_to(url_for("main.dashboard"))
+
+
+@bp.route("/workspaces/new", methods=["GET", "POST"])
+@login_required
+def new_workspace():
+    form = NewWorkspaceForm()
+    if form.validate_on_submit():
+        tenant = services.create_workspace(
+            form.name.data, current_user, language=g.tenant.language if g.tenant else "en"
+        )
+        db.session.commit()
+        session["tenant_id"] = tenant.id
+        flash(_("Workspace %(name)s created.", name=tenant.name), "success")
+        return redirect_to(url_for("main.dashboard"))
+    return render("workspace/new.html", form=form)
