@@ -71,9 +71,10 @@ def register_blueprints(app: Flask) -> None:
 def register_request_hooks(app: Flask) -> None:
     from app import policy
     from app.htmx import add_vary
-    from app.tenancy import load_current_tenant
+    from app.tenancy import forget_current_tenant, load_current_tenant
 
     app.before_request(load_current_tenant)
+    app.teardown_request(forget_current_tenant)
     app.after_request(add_vary)
     app.jinja_env.globals["can"] = policy.can
 

@@ -61,6 +61,8 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "MAIL_USERNAME": os.environ.get("MAIL_USERNAME"),
         "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD"),
         "MAIL_DEFAULT_SENDER": os.environ.get("MAIL_DEFAULT_SENDER", "Conveyor <noreply@localhost>"),
+        # Flask-Mail would silently drop mail under TESTING; tests use a real SMTP server.
+        "MAIL_SUPPRESS_SEND": False,
         "MAIL_TRANSPORT": "smtp" if (mail_server or not development) else "outbox",
         "MAIL_OUTBOX_DIR": os.path.join(instance_path, "outbox"),
         # Sessions and cookies

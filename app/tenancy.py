@@ -23,8 +23,7 @@ ALL_TENANTS = {"all_tenants": True}
 def current_tenant_id() -> int | None:
     if not has_app_context():
         return None
-    tenant = g.get("tenant")
-    return tenant.id if tenant is not None else None
+    return g.get("tenant_id")
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -71,8 +70,7 @@ def active_memberships(user_id: int) -> list[Membership]:
 
 def load_current_tenant() -> None:
     """Resolve the signed-in user's workspace into ``g`` (before each request)."""
-    g.tenant = None
-    g.membership = None
+    forget_current_tenant()
     if not current_user.is_authenticated:
         return
     memberships = active_memberships(current_user.id)
@@ -85,18 +83,27 @@ def load_current_tenant() -> None:
     session["tenant_id"] = chosen.tenant_id
     g.membership = chosen
     g.tenant = chosen.tenant
+    g.tenant_id = chosen.tenant_id
     g.memberships = memberships
+
+
+def forget_current_tenant(*_args) -> None:
+    """Clear the request's tenant (also at teardown, so nothing outlives the request)."""
+    g.tenant = None
+    g.tenant_id = None
+    g.membership = None
+    g.memberships = []
 
 
 @contextmanager
 def tenant_scope(tenant_id: int):
     """Run worker or CLI code as if inside one workspace's request."""
-    previous = g.get("tenant")
-    g.tenant = db.session.get(Tenant, tenant_id)
-    if g.tenant is None:
-        g.tenant = previous
+    previous = g.get("tenant"), g.get("tenant_id")
+    tenant = db.session.get(Tenant, tenant_id)
+    if tenant is None:
         raise LookupError(f"no workspace with id {tenant_id}")
+    g.tenant, g.tenant_id = tenant, tenant.id
     try:
-        yield g.tenant
+        yield tenant
     finally:
-        g.tenant = previous
+        g.tenant, g.tenant_id = previous

@@ -196,16 +196,17 @@ def change_email():
 @limiter.limit("10/hour")
 def change_password():
     password_form = ChangePasswordForm(prefix="pw")
+    user = current_user._get_current_object()
     if password_form.validate_on_submit():
         try:
             services.change_password(
-                current_user, password_form.current_password.data, password_form.new_password.data
+                user, password_form.current_password.data, password_form.new_password.data
             )
         except WorkspaceError as error:
             _field_error(password_form, error)
         else:
             # The session version changed: sign in again on this device right away.
-            login_user(current_user)
+            login_user(user)
             flash(_("Your password is changed; other devices are signed out."), "success")
             return redirect_to(url_for("auth.account"))
     return render(

