@@ -34,8 +34,10 @@ def ensure_installed(extras: str) -> None:
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as handle:
         digest = hashlib.sha256(handle.read() + extras.encode()).hexdigest()
     stamp = os.path.join(VENV, f".installed-{extras or 'app'}")
-    if os.path.exists(stamp) and open(stamp).read() == digest:
-        return
+    if os.path.exists(stamp):
+        with open(stamp) as handle:
+            if handle.read() == digest:
+                return
     target = f".[{extras}]" if extras else "."
     print(f"Installing {target} into .venv (first run takes a minute) ...", flush=True)
     subprocess.run([PYTHON, "-m", "pip", "install", "-q", "-e", target], cwd=ROOT, check=True)
@@ -72,7 +74,8 @@ def run_app() -> None:
         children.append(
             subprocess.Popen(
                 [*flask, "run", "--host", "127.0.0.1", "--port", port, "--no-reload"],
-                cwd=ROOT, env=env,
+                cwd=ROOT,
+                env=env,
             )
         )
         print(

@@ -93,7 +93,12 @@ def register(app: Flask) -> None:
         db.session.commit()
         click.echo(
             json.dumps(
-                {"user_id": user.id, "membership_id": membership.id, "workspace": slug, "role": role}
+                {
+                    "user_id": user.id,
+                    "membership_id": membership.id,
+                    "workspace": slug,
+                    "role": role,
+                }
             )
         )
 

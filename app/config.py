@@ -60,7 +60,9 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "MAIL_USE_SSL": _flag("MAIL_USE_SSL"),
         "MAIL_USERNAME": os.environ.get("MAIL_USERNAME"),
         "MAIL_PASSWORD": os.environ.get("MAIL_PASSWORD"),
-        "MAIL_DEFAULT_SENDER": os.environ.get("MAIL_DEFAULT_SENDER", "Conveyor <noreply@localhost>"),
+        "MAIL_DEFAULT_SENDER": os.environ.get(
+            "MAIL_DEFAULT_SENDER", "Conveyor <noreply@localhost>"
+        ),
         # Flask-Mail would silently drop mail under TESTING; tests use a real SMTP server.
         "MAIL_SUPPRESS_SEND": False,
         "MAIL_TRANSPORT": "smtp" if (mail_server or not development) else "outbox",

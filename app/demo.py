@@ -24,14 +24,58 @@ SOURCES = [
     ("Partner: CaterLink", SourceKind.PARTNER, 5000),
     ("Referrals", SourceKind.REFERRAL, 0),
 ]
-FIRST = ["Anna", "Boris", "Carmen", "David", "Elena", "Farid", "Grace", "Hugo", "Irina", "Jonas",
-         "Kira", "Leo", "Maya", "Nikolai", "Olga", "Pavel", "Quinn", "Rosa", "Sergei", "Tara"]
-LAST = ["Ivanova", "Smith", "Garcia", "Petrov", "Chen", "Novak", "Brown", "Kuznetsova",
-        "Martin", "Sokolov"]
-COMPANIES = ["Corner Café", "Sunrise Hotel", "Blue Door Bistro", "City School Canteen",
-             "Green Leaf Catering", "Harbor Restaurant", "Morning Bagels", "Old Town Deli"]
-PROBLEMS = ["Needs weekly flour delivery", "Wants gluten-free range", "Supplier keeps being late",
-            "Opening a second site", "Looking for better prices on butter"]
+FIRST = [
+    "Anna",
+    "Boris",
+    "Carmen",
+    "David",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hugo",
+    "Irina",
+    "Jonas",
+    "Kira",
+    "Leo",
+    "Maya",
+    "Nikolai",
+    "Olga",
+    "Pavel",
+    "Quinn",
+    "Rosa",
+    "Sergei",
+    "Tara",
+]
+LAST = [
+    "Ivanova",
+    "Smith",
+    "Garcia",
+    "Petrov",
+    "Chen",
+    "Novak",
+    "Brown",
+    "Kuznetsova",
+    "Martin",
+    "Sokolov",
+]
+COMPANIES = [
+    "Corner Café",
+    "Sunrise Hotel",
+    "Blue Door Bistro",
+    "City School Canteen",
+    "Green Leaf Catering",
+    "Harbor Restaurant",
+    "Morning Bagels",
+    "Old Town Deli",
+]
+DEAL_KINDS = ["weekly supply", "trial order", "event catering"]
+PROBLEMS = [
+    "Needs weekly flour delivery",
+    "Wants gluten-free range",
+    "Supplier keeps being late",
+    "Opening a second site",
+    "Looking for better prices on butter",
+]
 
 
 def seed() -> dict:
@@ -43,7 +87,9 @@ def seed() -> dict:
     rng = random.Random(2026)
     users = {}
     for email, name, role in DEMO_TEAM:
-        user = workspace.find_user_by_email(email) or workspace.create_user(email, name, DEMO_PASSWORD)
+        user = workspace.find_user_by_email(email) or workspace.create_user(
+            email, name, DEMO_PASSWORD
+        )
         users[role] = user
     tenant = workspace.create_workspace("Northwind Bakery Supplies", users[Role.OWNER])
     tenant.slug = DEMO_SLUG
@@ -57,7 +103,10 @@ def seed() -> dict:
     sources = []
     for name, kind, cost in SOURCES:
         source = Source(
-            tenant_id=tenant.id, name=name, kind=kind, cost_per_lead_minor=cost,
+            tenant_id=tenant.id,
+            name=name,
+            kind=kind,
+            cost_per_lead_minor=cost,
             intake_token=secrets.token_urlsafe(24),
         )
         db.session.add(source)
@@ -76,7 +125,9 @@ def seed() -> dict:
         first, last = rng.choice(FIRST), rng.choice(LAST)
         company = rng.choice(COMPANIES)
         contact = Contact(
-            tenant_id=tenant.id, name=f"{first} {last}", company=company,
+            tenant_id=tenant.id,
+            name=f"{first} {last}",
+            company=company,
             email=f"{first.lower()}.{last.lower()}{index}@example.com",
             phone=f"+4420795{index:05d}",
         )
@@ -95,14 +146,15 @@ def seed() -> dict:
                 source_id=rng.choice(sources).id,
                 stage_id=stage.id,
                 owner_id=owner.id,
-                title=f"{company}: {rng.choice(['weekly supply', 'trial order', 'event catering'])}",
+                title=f"{company}: {rng.choice(DEAL_KINDS)}",
                 value_minor=rng.randrange(20, 400) * 1000,
                 problem=rng.choice(PROBLEMS) if qualified else None,
                 money=rng.choice(["confirmed", "£500/month", "£2,000"]) if qualified else None,
                 decision_date=today + timedelta(days=rng.randint(-5, 20)) if qualified else None,
                 next_touch_on=(
                     today + timedelta(days=rng.randint(-3, 7))
-                    if stage.phase == Phase.ACCOUNT else None
+                    if stage.phase == Phase.ACCOUNT
+                    else None
                 ),
                 last_activity_at=now - timedelta(hours=rng.randint(1, 240)),
                 created_at=now - timedelta(days=rng.randint(1, 30)),
@@ -117,6 +169,3 @@ def _login() -> dict:
         "login": {email: DEMO_PASSWORD for email, _, _ in DEMO_TEAM},
         "note": "every demo member uses the same password",
     }
-
-
-

@@ -32,6 +32,9 @@ def money(minor_units: int, currency: str | None = None) -> str:
 
 def register_template_helpers(app) -> None:
     app.jinja_env.globals.update(
-        money=money, format_date=format_date, format_datetime=format_datetime,
-        get_locale=get_locale, get_timezone=get_timezone,
+        money=money,
+        format_date=format_date,
+        format_datetime=format_datetime,
+        get_locale=get_locale,
+        get_timezone=get_timezone,
     )

@@ -34,9 +34,7 @@ def render_email(template: str, locale: str, **context) -> tuple[str, str, str]:
     return subject.strip(), body.lstrip("\n"), html
 
 
-def send_email(
-    to: str, template: str, locale: str, headers: dict | None = None, **context
-) -> None:
+def send_email(to: str, template: str, locale: str, headers: dict | None = None, **context) -> None:
     """Render and deliver one message now (call from a worker job)."""
     subject, text, html = render_email(template, locale, **context)
     if current_app.config["MAIL_TRANSPORT"] == "outbox":

@@ -21,6 +21,7 @@ from flask import has_app_context
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from rq import SimpleWorker
+from rq.registry import FailedJobRegistry
 
 from app import create_app
 from app.extensions import db, limiter
@@ -71,7 +72,7 @@ def database_url(tmp_path_factory):
 class Mailbox(list):
     """Messages the loopback SMTP server received, parsed."""
 
-    def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd.s name)
         message = message_from_bytes(envelope.content, policy=policy.default)
         self.append(message)
         return "250 OK"
@@ -177,12 +178,19 @@ def client(app):
 def run_jobs(app):
     """Run every queued job to completion in this process, like a burst worker."""
 
-    def run() -> int:
+    def run(allow_failures: bool = False) -> int:
         with app.app_context():
             queue = get_queue()
             count = queue.count
             SimpleWorker([queue], connection=get_redis()).work(burst=True)
             db.session.remove()
+            failed = FailedJobRegistry(queue=queue)
+            if not allow_failures and failed.count:
+                errors = [
+                    queue.fetch_job(job_id).latest_result().exc_string
+                    for job_id in failed.get_job_ids()
+                ]
+                raise AssertionError("jobs failed:\n" + "\n".join(errors))
             return count
 
     return run

@@ -26,7 +26,9 @@ def member(tenant: Tenant, role: Role, email: str | None = None, active: bool = 
     n = next(_counter)
     user = workspace.find_user_by_email(email) if email else None
     if user is None:
-        user = workspace.create_user(email or f"{role.value}{n}@example.com", f"Member {n}", PASSWORD)
+        user = workspace.create_user(
+            email or f"{role.value}{n}@example.com", f"Member {n}", PASSWORD
+        )
     db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role, active=active))
     if user.last_tenant_id is None:
         user.last_tenant_id = tenant.id
@@ -44,15 +46,20 @@ def membership_of(tenant: Tenant, user: User) -> Membership:
 
 def source(tenant: Tenant, name: str | None = None, cost: int = 0) -> Source:
     row = Source(
-        tenant_id=tenant.id, name=name or f"Source {next(_counter)}", kind=SourceKind.SITE_FORM,
-        cost_per_lead_minor=cost, intake_token=secrets.token_urlsafe(24),
+        tenant_id=tenant.id,
+        name=name or f"Source {next(_counter)}",
+        kind=SourceKind.SITE_FORM,
+        cost_per_lead_minor=cost,
+        intake_token=secrets.token_urlsafe(24),
     )
     db.session.add(row)
     db.session.commit()
     return row
 
 
-def lead(tenant: Tenant, stage_name: str = "New", owner: User | None = None, value: int = 0) -> Lead:
+def lead(
+    tenant: Tenant, stage_name: str = "New", owner: User | None = None, value: int = 0
+) -> Lead:
     stage = db.session.scalar(
         sa.select(Stage)
         .where(Stage.tenant_id == tenant.id, Stage.name == stage_name)
@@ -63,8 +70,12 @@ def lead(tenant: Tenant, stage_name: str = "New", owner: User | None = None, val
     db.session.add(contact)
     db.session.flush()
     row = Lead(
-        tenant_id=tenant.id, contact_id=contact.id, stage_id=stage.id, title=f"Deal {n}",
-        owner_id=owner.id if owner else None, value_minor=value,
+        tenant_id=tenant.id,
+        contact_id=contact.id,
+        stage_id=stage.id,
+        title=f"Deal {n}",
+        owner_id=owner.id if owner else None,
+        value_minor=value,
     )
     db.session.add(row)
     db.session.commit()

@@ -11,7 +11,9 @@ from app.models import Membership, Role, Tenant, User
 from tests.factories import PASSWORD
 
 
-def _signup(client, email="ana@example.com", password="a long enough pass 1", business="Ana's Bakery"):
+def _signup(
+    client, email="ana@example.com", password="a long enough pass 1", business="Ana's Bakery"
+):
     return client.post(
         "/signup",
         data={"business_name": business, "name": "Ana", "email": email, "password": password},
@@ -97,7 +99,9 @@ def test_remember_me_lasts_at_most_thirty_days(client, make):
     response = client.post(
         "/login", data={"email": owner.email, "password": PASSWORD, "remember": "y"}
     )
-    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("remember_token"))
+    cookie = next(
+        c for c in response.headers.getlist("Set-Cookie") if c.startswith("remember_token")
+    )
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
     expires = parsedate_to_datetime(re.search(r"Expires=([^;]+)", cookie).group(1))
     assert timedelta(days=29) < expires - datetime.now(UTC) <= timedelta(days=30)
@@ -138,11 +142,17 @@ def test_password_reset_by_emailed_link(client, make, run_jobs, mailbox):
     link = re.search(r"http://conveyor.test(/password/reset/\S+)", mailbox.text(message)).group(1)
     form = client.get(link)
     assert form.status_code == 200
-    done = client.post(link, data={"password": "brand new secret 9", "confirm": "brand new secret 9"})
+    done = client.post(
+        link, data={"password": "brand new secret 9", "confirm": "brand new secret 9"}
+    )
     assert done.status_code == 302
-    assert client.post("/login", data={"email": owner.email, "password": PASSWORD}).status_code == 200
     assert (
-        client.post("/login", data={"email": owner.email, "password": "brand new secret 9"}).status_code
+        client.post("/login", data={"email": owner.email, "password": PASSWORD}).status_code == 200
+    )
+    assert (
+        client.post(
+            "/login", data={"email": owner.email, "password": "brand new secret 9"}
+        ).status_code
         == 302
     )
     client.post("/logout")
@@ -150,8 +160,12 @@ def test_password_reset_by_emailed_link(client, make, run_jobs, mailbox):
     assert reused.status_code == 302 and "/password/forgot" in reused.headers["Location"]
 
 
-def test_password_reset_for_an_unknown_email_says_the_same_and_sends_nothing(client, ctx, run_jobs, mailbox):
-    response = client.post("/password/forgot", data={"email": "ghost@example.com"}, follow_redirects=True)
+def test_password_reset_for_an_unknown_email_says_the_same_and_sends_nothing(
+    client, ctx, run_jobs, mailbox
+):
+    response = client.post(
+        "/password/forgot", data={"email": "ghost@example.com"}, follow_redirects=True
+    )
     assert "If an account uses that email" in response.text
     assert run_jobs() == 0
     assert len(mailbox) == 0
@@ -161,11 +175,13 @@ def test_email_change_needs_the_current_password(client, make, login):
     _, owner = make.workspace_with_owner()
     login(owner.email)
     refused = client.post(
-        "/account/email", data={"email-new_email": "new@example.com", "email-current_password": "nope nope"}
+        "/account/email",
+        data={"email-new_email": "new@example.com", "email-current_password": "nope nope"},
     )
     assert refused.status_code == 422 and "The current password is wrong." in refused.text
     accepted = client.post(
-        "/account/email", data={"email-new_email": "New@Example.com", "email-current_password": PASSWORD}
+        "/account/email",
+        data={"email-new_email": "New@Example.com", "email-current_password": PASSWORD},
     )
     assert accepted.status_code == 302
     db.session.expire_all()
@@ -190,7 +206,8 @@ def test_login_is_rate_limited_per_account(client, make):
     _, owner = make.workspace_with_owner()
     answers = [
         client.post(
-            "/login", data={"email": owner.email, "password": "wrong guess"},
+            "/login",
+            data={"email": owner.email, "password": "wrong guess"},
             environ_base={"REMOTE_ADDR": f"10.0.0.{i}"},
         ).status_code
         for i in range(11)
@@ -201,7 +218,9 @@ def test_login_is_rate_limited_per_account(client, make):
 
 def test_login_is_rate_limited_per_address(client, ctx):
     answers = [
-        client.post("/login", data={"email": f"u{i}@example.com", "password": "wrong guess"}).status_code
+        client.post(
+            "/login", data={"email": f"u{i}@example.com", "password": "wrong guess"}
+        ).status_code
         for i in range(21)
     ]
     assert 429 not in answers[:20] and answers[20] == 429

@@ -10,7 +10,9 @@ class SignupForm(FlaskForm):
     business_name = StringField(_l("Business name"), validators=[DataRequired(), Length(max=120)])
     name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=120)])
     email = EmailField(
-        _l("Email"), filters=[normalise_email], validators=[DataRequired(), Email(), Length(max=254)]
+        _l("Email"),
+        filters=[normalise_email],
+        validators=[DataRequired(), Email(), Length(max=254)],
     )
     password = PasswordField(_l("Password"), validators=[DataRequired(), StrongPassword()])
 
@@ -22,9 +24,7 @@ class LoginForm(FlaskForm):
 
 
 class ForgotPasswordForm(FlaskForm):
-    email = EmailField(
-        _l("Email"), filters=[normalise_email], validators=[DataRequired(), Email()]
-    )
+    email = EmailField(_l("Email"), filters=[normalise_email], validators=[DataRequired(), Email()])
 
 
 class ResetPasswordForm(FlaskForm):

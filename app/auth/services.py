@@ -111,13 +111,13 @@ def load_invitation(tenant_id: int, invitation_id: int) -> Invitation | None:
     return invitation
 
 
-def join_by_invitation(invitation: Invitation, name: str, password: str) -> User:
+def join_by_invitation(invitation: Invitation, name: str, password: str, language: str) -> User:
     """A new person creates their account; an existing one proves it with their password."""
     user = find_user_by_email(invitation.email)
     if user is None:
         if not name.strip():
             raise WorkspaceError(_l("Tell us your name."), field="name")
-        user = create_user(invitation.email, name, password)
+        user = create_user(invitation.email, name, password, locale=language)
     elif not verify_password(user.password_hash, password):
         raise WorkspaceError(
             _l("This email already has an account: enter its password."), field="password"

@@ -38,9 +38,17 @@ def _safe_next(default: str, target: str | None = None) -> str:
     return default
 
 
+def _clear_session() -> None:
+    """Empty the session but keep the language the visitor picked."""
+    language = session.get("language")
+    session.clear()
+    if language:
+        session["language"] = language
+
+
 def _start_session(user: User, remember: bool, tenant_id: int | None = None) -> None:
     # A fresh session on every login: nothing from before survives (fixation).
-    session.clear()
+    _clear_session()
     login_user(user, remember=remember)
     session["tenant_id"] = tenant_id or user.last_tenant_id
     services.record_login(user)
@@ -61,7 +69,10 @@ def signup():
     if form.validate_on_submit():
         try:
             user = services.sign_up(
-                form.business_name.data, form.name.data, form.email.data, form.password.data,
+                form.business_name.data,
+                form.name.data,
+                form.email.data,
+                form.password.data,
                 language=current_language(),
             )
         except WorkspaceError as error:
@@ -94,7 +105,7 @@ def login():
 @bp.route("/logout", methods=["POST"])
 def logout():
     logout_user()
-    session.clear()
+    _clear_session()
     flash(_("You are signed out."), "info")
     return redirect_to(url_for("auth.login"))
 
@@ -147,7 +158,9 @@ def accept_invitation(token: str):
         form.password.validators = [DataRequired(), StrongPassword()]
     if form.validate_on_submit():
         try:
-            user = services.join_by_invitation(invitation, form.name.data or "", form.password.data)
+            user = services.join_by_invitation(
+                invitation, form.name.data or "", form.password.data, current_language()
+            )
         except WorkspaceError as error:
             _field_error(form, error)
         else:
@@ -155,7 +168,10 @@ def accept_invitation(token: str):
             flash(_("Welcome to %(name)s.", name=tenant.name), "success")
             return redirect_to(url_for("main.dashboard"))
     return render(
-        "auth/accept_invitation.html", form=form, invitation=invitation, tenant=tenant,
+        "auth/accept_invitation.html",
+        form=form,
+        invitation=invitation,
+        tenant=tenant,
         existing=existing,
     )
 
@@ -186,7 +202,9 @@ def change_email():
             flash(_("Your email is now %(email)s.", email=current_user.email), "success")
             return redirect_to(url_for("auth.account"))
     return render(
-        "auth/account.html", status=422, email_form=email_form,
+        "auth/account.html",
+        status=422,
+        email_form=email_form,
         password_form=ChangePasswordForm(prefix="pw"),
     )
 
@@ -210,7 +228,9 @@ def change_password():
             flash(_("Your password is changed; other devices are signed out."), "success")
             return redirect_to(url_for("auth.account"))
     return render(
-        "auth/account.html", status=422, email_form=ChangeEmailForm(prefix="email"),
+        "auth/account.html",
+        status=422,
+        email_form=ChangeEmailForm(prefix="email"),
         password_form=password_form,
     )
 

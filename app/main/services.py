@@ -19,7 +19,9 @@ class PhaseSummary:
 def conveyor_summary(membership: Membership, today: date) -> dict:
     """Counts per phase, limited to what the member's role may see."""
     query = (
-        sa.select(Stage.phase, sa.func.count(Lead.id), sa.func.coalesce(sa.func.sum(Lead.value_minor), 0))
+        sa.select(
+            Stage.phase, sa.func.count(Lead.id), sa.func.coalesce(sa.func.sum(Lead.value_minor), 0)
+        )
         .join(Stage, Stage.id == Lead.stage_id)
         .where(Lead.tenant_id == membership.tenant_id, Stage.is_lost.is_(False))
         .group_by(Stage.phase)
@@ -33,7 +35,10 @@ def conveyor_summary(membership: Membership, today: date) -> dict:
             query = query.where(Stage.phase == Phase.CONVERSION)
         else:
             query = query.where(Stage.phase == Phase.ACCOUNT)
-    rows = {phase: PhaseSummary(phase, count, value) for phase, count, value in db.session.execute(query)}
+    rows = {
+        phase: PhaseSummary(phase, count, value)
+        for phase, count, value in db.session.execute(query)
+    }
     clients_due = 0
     if role in (Role.OWNER, Role.ACCOUNT_MANAGER):
         due = (

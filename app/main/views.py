@@ -62,6 +62,9 @@ def _outbox_messages() -> list[dict]:
 @bp.route("/dev/outbox")
 def dev_outbox():
     """Mail the development server 'sent' (only when mail is kept locally)."""
-    if not current_app.config["DEV_OUTBOX_ROUTE"] or current_app.config["MAIL_TRANSPORT"] != "outbox":
+    if (
+        not current_app.config["DEV_OUTBOX_ROUTE"]
+        or current_app.config["MAIL_TRANSPORT"] != "outbox"
+    ):
         abort(404)
     return render_template("main/outbox.html", messages=_outbox_messages())

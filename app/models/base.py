@@ -46,7 +46,9 @@ class UTCDateTime(sa.types.TypeDecorator):
 def str_enum(enum_class: type, length: int = 32) -> sa.Enum:
     """Store a StrEnum by its value (as VARCHAR with a CHECK), not by its member name."""
     return sa.Enum(
-        enum_class, native_enum=False, length=length,
+        enum_class,
+        native_enum=False,
+        length=length,
         values_callable=lambda members: [member.value for member in members],
     )
 

@@ -11,7 +11,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, str_enum, TenantScoped, TimestampMixin, UTCDateTime, utcnow
+from app.models.base import Base, TenantScoped, TimestampMixin, UTCDateTime, str_enum, utcnow
 
 
 class Phase(enum.StrEnum):

@@ -6,7 +6,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, str_enum, TenantScoped, TimestampMixin, UTCDateTime
+from app.models.base import Base, TenantScoped, TimestampMixin, UTCDateTime, str_enum
 
 
 class Role(enum.StrEnum):
@@ -58,9 +58,7 @@ class Invitation(TenantScoped, TimestampMixin, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(sa.String(254))
     role: Mapped[Role] = mapped_column(str_enum(Role, 32))
-    invited_by_id: Mapped[int | None] = mapped_column(
-        sa.ForeignKey("user.id", ondelete="SET NULL")
-    )
+    invited_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

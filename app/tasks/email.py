@@ -13,7 +13,9 @@ def send_invitation(tenant_id: int, invitation_id: int) -> bool:
         invitation = db.session.get(Invitation, invitation_id)
         if invitation is None or invitation.tenant_id != tenant_id or not invitation.pending:
             return False
-        inviter = db.session.get(User, invitation.invited_by_id) if invitation.invited_by_id else None
+        inviter = (
+            db.session.get(User, invitation.invited_by_id) if invitation.invited_by_id else None
+        )
         link = external_url("auth.accept_invitation", token=tokens.invitation_token(invitation))
         send_email(
             invitation.email,

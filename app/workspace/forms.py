@@ -2,7 +2,7 @@ from zoneinfo import available_timezones
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, IntegerField, SelectField, StringField
+from wtforms import EmailField, IntegerField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Email, Length, NumberRange, ValidationError
 
 from app.forms import normalise_email
@@ -13,10 +13,10 @@ CURRENCIES = ["USD", "EUR", "GBP", "RUB", "KZT", "UAH", "BYN", "CAD", "AUD", "IN
 
 def role_choices():
     return [
-        (Role.OWNER.value, _l("Owner")),
-        (Role.LEAD_GENERATOR.value, _l("Lead generator")),
-        (Role.CLOSER.value, _l("Closer")),
-        (Role.ACCOUNT_MANAGER.value, _l("Account manager")),
+        SelectChoice(Role.OWNER.value, _l("Owner")),
+        SelectChoice(Role.LEAD_GENERATOR.value, _l("Lead generator")),
+        SelectChoice(Role.CLOSER.value, _l("Closer")),
+        SelectChoice(Role.ACCOUNT_MANAGER.value, _l("Account manager")),
     ]
 
 
@@ -25,8 +25,10 @@ class SettingsForm(FlaskForm):
     timezone = StringField(
         _l("Timezone"), validators=[DataRequired(), Length(max=64)], render_kw={"list": "timezones"}
     )
-    language = SelectField(_l("Language"), choices=[("en", "English"), ("ru", "Русский")])
-    currency = SelectField(_l("Currency"), choices=[(c, c) for c in CURRENCIES])
+    language = SelectField(
+        _l("Language"), choices=[SelectChoice("en", "English"), SelectChoice("ru", "Русский")]
+    )
+    currency = SelectField(_l("Currency"), choices=[SelectChoice(c, c) for c in CURRENCIES])
     touch_cadence_days = IntegerField(
         _l("Touch every client every N days"), validators=[DataRequired(), NumberRange(1, 90)]
     )
@@ -41,7 +43,9 @@ class SettingsForm(FlaskForm):
 
 class InviteForm(FlaskForm):
     email = EmailField(
-        _l("Email"), filters=[normalise_email], validators=[DataRequired(), Email(), Length(max=254)]
+        _l("Email"),
+        filters=[normalise_email],
+        validators=[DataRequired(), Email(), Length(max=254)],
     )
     role = SelectField(_l("Role"), choices=role_choices, default=Role.CLOSER.value)
 

@@ -55,7 +55,9 @@ def find_user_by_email(email: str) -> User | None:
 
 def create_user(email: str, name: str, password: str, locale: str | None = None) -> User:
     user = User(
-        email=email.strip().lower(), name=name.strip(), password_hash=hash_password(password),
+        email=email.strip().lower(),
+        name=name.strip(),
+        password_hash=hash_password(password),
         locale=locale,
     )
     db.session.add(user)
@@ -71,8 +73,13 @@ def create_workspace(name: str, owner: User, language: str = "en") -> Tenant:
     for position, (stage_name, phase, rot_days, won, lost) in enumerate(DEFAULT_STAGES):
         db.session.add(
             Stage(
-                tenant_id=tenant.id, name=stage_name, phase=phase, position=position,
-                rot_days=rot_days, is_won=won, is_lost=lost,
+                tenant_id=tenant.id,
+                name=stage_name,
+                phase=phase,
+                position=position,
+                rot_days=rot_days,
+                is_won=won,
+                is_lost=lost,
             )
         )
     db.session.add(Membership(tenant_id=tenant.id, user_id=owner.id, role=Role.OWNER))
@@ -158,7 +165,9 @@ def accept_invitation(invitation: Invitation, user: User) -> Membership:
         .execution_options(**ALL_TENANTS)
     )
     if membership is None:
-        membership = Membership(tenant_id=invitation.tenant_id, user_id=user.id, role=invitation.role)
+        membership = Membership(
+            tenant_id=invitation.tenant_id, user_id=user.id, role=invitation.role
+        )
         db.session.add(membership)
     else:
         membership.role = invitation.role

@@ -2,7 +2,7 @@
 
 from zoneinfo import available_timezones
 
-from flask import abort, flash, g, redirect, session, url_for
+from flask import abort, flash, g, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 

@@ -37,13 +37,10 @@ def pytest_collection_modifyitems(items):
 def browser():
     """One headless Chromium for the whole run (skipped, or failed in CI, if absent)."""
     if not CHROMIUM.exists():
-        reason = (
-            f"Chromium is not installed at {CHROMIUM} (apt-get install chromium); "
-            "browser tests need it. Set CONVEYOR_REQUIRE_BROWSER=1 to make this an error."
-        )
+        reason = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
         if os.environ.get("CONVEYOR_REQUIRE_BROWSER") == "1":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+            pytest.fail(f"{reason}; CONVEYOR_REQUIRE_BROWSER=1 requires it", pytrace=False)
+        pytest.skip(f"{reason}; set CONVEYOR_REQUIRE_BROWSER=1 to fail instead")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
@@ -87,4 +84,3 @@ def new_page(browser, live_server):
     yield open_page
     for context in contexts:
         context.close()
-

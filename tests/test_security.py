@@ -1,0 +1,100 @@
+"""Headers, cookies, CSRF and configuration that keep a workspace safe."""
+
+import pytest
+
+from app.config import ConfigError, load_config
+
+
+def test_pages_carry_a_strict_content_security_policy(client):
+    response = client.get("/login")
+    csp = response.headers["Content-Security-Policy"]
+    assert "unsafe-eval" not in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+    assert "HX-Request" in response.headers["Vary"]
+
+
+def test_the_inline_htmx_fallback_carries_the_policy_nonce(client):
+    response = client.get("/login")
+    nonce = response.headers["Content-Security-Policy"].split("'nonce-")[1].split("'")[0]
+    assert f'<script nonce="{nonce}">window.htmx ||' in response.text
+    assert 'src="/static/js/htmx-2.0.11.min.js"' in response.text
+    assert '"allowEval": false' in response.text and '"historyCacheSize": 0' in response.text
+
+
+def test_local_htmx_copy_is_served(client):
+    response = client.get("/static/js/htmx-2.0.11.min.js")
+    assert response.status_code == 200 and b"htmx" in response.data[:2000]
+    response.close()
+
+
+def test_session_cookie_is_httponly_and_samesite_lax(client, make):
+    _, owner = make.workspace_with_owner()
+    response = client.post(
+        "/login", data={"email": owner.email, "password": "correct horse battery"}
+    )
+    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("session="))
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_production_cookies_are_secure_and_need_a_secret(monkeypatch, tmp_path):
+    monkeypatch.setenv("CONVEYOR_ENV", "production")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(ConfigError):
+        load_config(str(tmp_path))
+    monkeypatch.setenv("SECRET_KEY", "s" * 40)
+    config = load_config(str(tmp_path))
+    assert config["SESSION_COOKIE_SECURE"] and config["REMEMBER_COOKIE_SECURE"]
+    assert config["MAIL_TRANSPORT"] == "smtp"
+
+
+def test_mail_server_in_development_means_real_smtp(monkeypatch, tmp_path):
+    monkeypatch.setenv("CONVEYOR_ENV", "development")
+    monkeypatch.delenv("MAIL_SERVER", raising=False)
+    assert load_config(str(tmp_path))["MAIL_TRANSPORT"] == "outbox"
+    monkeypatch.setenv("MAIL_SERVER", "smtp.example.com")
+    assert load_config(str(tmp_path))["MAIL_TRANSPORT"] == "smtp"
+
+
+def test_postgres_urls_use_psycopg_3(monkeypatch, tmp_path):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@db/conveyor")
+    assert load_config(str(tmp_path))["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")
+
+
+@pytest.fixture
+def csrf_on(app):
+    app.config["WTF_CSRF_ENABLED"] = True
+    yield
+    app.config["WTF_CSRF_ENABLED"] = False
+
+
+def test_forms_without_a_csrf_token_are_refused(client, make, csrf_on):
+    _, owner = make.workspace_with_owner()
+    response = client.post(
+        "/login", data={"email": owner.email, "password": "correct horse battery"}
+    )
+    assert response.status_code == 400
+    assert "The form expired" in response.text
+
+
+def test_htmx_requests_send_the_token_from_the_body_header(client, make, csrf_on):
+    _, owner = make.workspace_with_owner()
+    page = client.get("/login").text
+    token = page.split('"X-CSRFToken": "')[1].split('"')[0]
+    response = client.post(
+        "/login",
+        data={"email": owner.email, "password": "correct horse battery"},
+        headers={"X-CSRFToken": token, "HX-Request": "true"},
+    )
+    assert response.status_code == 204
+    assert response.headers["HX-Redirect"] == "/"
+
+
+def test_htmx_validation_errors_come_back_as_the_form_fragment(client, ctx):
+    response = client.post(
+        "/login", data={"email": "", "password": ""}, headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 200
+    assert response.text.lstrip().startswith("<form")
+    assert "<html" not in response.text
