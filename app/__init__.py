@@ -6,7 +6,7 @@ from flask import Flask, render_template
 from flask_babel import gettext as _
 
 from app.config import load_config
-from app.extensions import babel, csrf, db, limiter, login_manager, mail, migrate
+from app.extensions import babel, csrf, db, limiter, login_manager, migrate
 
 
 def create_app(overrides: dict | None = None) -> Flask:
@@ -31,7 +31,6 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
     csrf.init_app(app)
-    mail.init_app(app)
     babel.init_app(app, locale_selector=current_language, timezone_selector=current_timezone)
     app.config.setdefault("RATELIMIT_STORAGE_URI", limiter_storage_uri(app.config["REDIS_URL"]))
     limiter.init_app(app)

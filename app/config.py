@@ -52,7 +52,7 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "REDIS_URL": redis_url,
         "RQ_QUEUE": os.environ.get("RQ_QUEUE", "conveyor"),
         "BASE_URL": os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
-        # Mail: Flask-Mail's names. Without MAIL_SERVER, development keeps mail
+        # Mail: Flask-Mail's setting names. Without MAIL_SERVER, development keeps mail
         # in instance/outbox instead of sending it.
         "MAIL_SERVER": mail_server or "localhost",
         "MAIL_PORT": int(os.environ.get("MAIL_PORT", "25")),
@@ -63,8 +63,6 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "MAIL_DEFAULT_SENDER": os.environ.get(
             "MAIL_DEFAULT_SENDER", "Conveyor <noreply@localhost>"
         ),
-        # Flask-Mail would silently drop mail under TESTING; tests use a real SMTP server.
-        "MAIL_SUPPRESS_SEND": False,
         "MAIL_TRANSPORT": "smtp" if (mail_server or not development) else "outbox",
         "MAIL_OUTBOX_DIR": os.path.join(instance_path, "outbox"),
         # Sessions and cookies

@@ -6,7 +6,7 @@ from flask_login import current_user
 
 
 def current_language() -> str:
-    """The user's choice, then the workspace's, then the browser's, then English."""
+    """The user's choice, then this session's pick, then the workspace's, then the browser's."""
     languages = current_app.config["LANGUAGES"]
     if current_user and current_user.is_authenticated and current_user.locale in languages:
         return current_user.locale

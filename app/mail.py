@@ -1,21 +1,24 @@
 """Rendering and delivering email.
 
 Every message has a text and an HTML part rendered in the recipient's language.
-Production sends over SMTP (Flask-Mail's settings); development without
-``MAIL_SERVER`` writes each message to ``instance/outbox`` where ``/dev/outbox``
-shows it.
+Production sends over SMTP (configured with Flask-Mail's setting names);
+development without ``MAIL_SERVER`` writes each message to ``instance/outbox``
+where ``/dev/outbox`` shows it.
 """
 
 import os
+import smtplib
 import time
 from email import policy
 from email.message import EmailMessage
+from email.utils import make_msgid
 
 from flask import current_app, render_template, url_for
 from flask_babel import force_locale
-from flask_mail import Message
 
-from app.extensions import mail
+# Long lines are allowed up to RFC 5322's hard limit: folding a long non-ASCII
+# subject with Python's default policy loses the space at the fold.
+MAIL_POLICY = policy.SMTP.clone(max_line_length=998)
 
 
 def external_url(endpoint: str, **values) -> str:
@@ -34,28 +37,44 @@ def render_email(template: str, locale: str, **context) -> tuple[str, str, str]:
     return subject.strip(), body.lstrip("\n"), html
 
 
-def send_email(to: str, template: str, locale: str, headers: dict | None = None, **context) -> None:
-    """Render and deliver one message now (call from a worker job)."""
-    subject, text, html = render_email(template, locale, **context)
-    if current_app.config["MAIL_TRANSPORT"] == "outbox":
-        _write_to_outbox(to, subject, text, html, headers or {})
-        return
-    message = Message(subject=subject, recipients=[to], body=text, html=html)
-    message.extra_headers = headers or {}
-    mail.send(message)
-
-
-def _write_to_outbox(to: str, subject: str, text: str, html: str, headers: dict) -> None:
-    message = EmailMessage(policy=policy.SMTP)
-    message["From"] = current_app.config["MAIL_DEFAULT_SENDER"]
+def build_message(to: str, subject: str, text: str, html: str, headers: dict) -> EmailMessage:
+    config = current_app.config
+    message = EmailMessage(policy=MAIL_POLICY)
+    message["From"] = config["MAIL_DEFAULT_SENDER"]
     message["To"] = to
     message["Subject"] = subject
+    message["Message-ID"] = make_msgid(domain="conveyor")
     for name, value in headers.items():
         message[name] = value
     message.set_content(text)
     message.add_alternative(html, subtype="html")
+    return message
+
+
+def send_email(to: str, template: str, locale: str, headers: dict | None = None, **context):
+    """Render and deliver one message now (call from a worker job)."""
+    subject, text, html = render_email(template, locale, **context)
+    message = build_message(to, subject, text, html, headers or {})
+    if current_app.config["MAIL_TRANSPORT"] == "outbox":
+        _write_to_outbox(message)
+    else:
+        _send_over_smtp(message)
+    return message
+
+
+def _send_over_smtp(message: EmailMessage) -> None:
+    config = current_app.config
+    smtp_class = smtplib.SMTP_SSL if config["MAIL_USE_SSL"] else smtplib.SMTP
+    with smtp_class(config["MAIL_SERVER"], config["MAIL_PORT"], timeout=30) as smtp:
+        if config["MAIL_USE_TLS"]:
+            smtp.starttls()
+        if config["MAIL_USERNAME"]:
+            smtp.login(config["MAIL_USERNAME"], config["MAIL_PASSWORD"] or "")
+        smtp.send_message(message)
+
+
+def _write_to_outbox(message: EmailMessage) -> None:
     folder = current_app.config["MAIL_OUTBOX_DIR"]
     os.makedirs(folder, exist_ok=True)
-    name = f"{time.time_ns()}.eml"
-    with open(os.path.join(folder, name), "wb") as handle:
+    with open(os.path.join(folder, f"{time.time_ns()}.eml"), "wb") as handle:
         handle.write(message.as_bytes())

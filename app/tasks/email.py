@@ -1,6 +1,7 @@
 """Account emails: invitations and password resets."""
 
 from app.auth import tokens
+from app.auth.services import preferred_locale
 from app.extensions import db
 from app.mail import external_url, send_email
 from app.models import Invitation, User
@@ -34,5 +35,5 @@ def send_password_reset(user_id: int) -> bool:
     if user is None:
         return False
     link = external_url("auth.reset_password", token=tokens.password_reset_token(user))
-    send_email(user.email, "password_reset", user.locale or "en", user=user, link=link)
+    send_email(user.email, "password_reset", preferred_locale(user), user=user, link=link)
     return True

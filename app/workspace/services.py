@@ -5,6 +5,7 @@ import secrets
 import unicodedata
 
 import sqlalchemy as sa
+from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 
 from app.extensions import db
@@ -14,16 +15,16 @@ from app.queue import enqueue
 from app.tenancy import ALL_TENANTS
 
 DEFAULT_STAGES = [
-    # (name, phase, rot_days, won, lost)
-    ("New", Phase.GENERATION, 1, False, False),
-    ("Contacted", Phase.GENERATION, 3, False, False),
-    ("Qualified", Phase.GENERATION, 2, False, False),
-    ("Assigned", Phase.CONVERSION, 2, False, False),
-    ("Proposal", Phase.CONVERSION, 5, False, False),
-    ("Negotiation", Phase.CONVERSION, 7, False, False),
-    ("Won", Phase.CONVERSION, 30, True, False),
-    ("Lost", Phase.CONVERSION, 365, False, True),
-    ("Client", Phase.ACCOUNT, 7, False, False),
+    # (name, phase, rot_days, won, lost); names are stored in the workspace language
+    (_l("New"), Phase.GENERATION, 1, False, False),
+    (_l("Contacted"), Phase.GENERATION, 3, False, False),
+    (_l("Qualified"), Phase.GENERATION, 2, False, False),
+    (_l("Assigned"), Phase.CONVERSION, 2, False, False),
+    (_l("Proposal"), Phase.CONVERSION, 5, False, False),
+    (_l("Negotiation"), Phase.CONVERSION, 7, False, False),
+    (_l("Won"), Phase.CONVERSION, 30, True, False),
+    (_l("Lost"), Phase.CONVERSION, 365, False, True),
+    (_l("Client"), Phase.ACCOUNT, 7, False, False),
 ]
 
 
@@ -70,11 +71,15 @@ def create_workspace(name: str, owner: User, language: str = "en") -> Tenant:
     tenant = Tenant(name=name.strip(), slug=_unique_slug(name), language=language)
     db.session.add(tenant)
     db.session.flush()
-    for position, (stage_name, phase, rot_days, won, lost) in enumerate(DEFAULT_STAGES):
+    with force_locale(language):
+        names = [str(stage[0]) for stage in DEFAULT_STAGES]
+    for position, (name_in_language, (_, phase, rot_days, won, lost)) in enumerate(
+        zip(names, DEFAULT_STAGES, strict=True)
+    ):
         db.session.add(
             Stage(
                 tenant_id=tenant.id,
-                name=stage_name,
+                name=name_in_language,
                 phase=phase,
                 position=position,
                 rot_days=rot_days,
