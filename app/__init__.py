@@ -59,12 +59,14 @@ def _load_user(user_id: str):
 
 def register_blueprints(app: Flask) -> None:
     from app.auth import bp as auth_bp
+    from app.intake import bp as intake_bp
+    from app.leads import bp as leads_bp
     from app.main import bp as main_bp
+    from app.sources import bp as sources_bp
     from app.workspace import bp as workspace_bp
 
-    app.register_blueprint(main_bp)
-    app.register_blueprint(auth_bp)
-    app.register_blueprint(workspace_bp)
+    for blueprint in (main_bp, auth_bp, workspace_bp, intake_bp, sources_bp, leads_bp):
+        app.register_blueprint(blueprint)
 
 
 def register_request_hooks(app: Flask) -> None:

@@ -10,7 +10,7 @@ from flask import Flask
 
 from app import passwords
 from app.extensions import db
-from app.models import Membership, Role, Tenant
+from app.models import Membership, Role, SourceKind, Tenant
 from app.workspace import services as workspace
 
 
@@ -101,6 +101,42 @@ def register(app: Flask) -> None:
                 }
             )
         )
+
+    @app.cli.group("source")
+    def source_group():
+        """Lead sources."""
+
+    @source_group.command("create")
+    @click.option("--workspace", "slug", required=True)
+    @click.option("--name", required=True)
+    @click.option(
+        "--cost",
+        "cost_minor",
+        type=click.IntRange(min=0),
+        default=0,
+        help="cost per lead in minor units (cents)",
+    )
+    @click.option("--kind", type=click.Choice([k.value for k in SourceKind]), default="other")
+    @click.option("--signed", is_flag=True, help="require Standard Webhooks signatures")
+    def create_source(slug, name, cost_minor, kind, signed):
+        """Create a lead source and print its intake URL (and signing secret)."""
+        from app.sources import services as sources
+
+        tenant = db.session.scalar(sa.select(Tenant).where(Tenant.slug == slug))
+        if tenant is None:
+            _fail(f"no workspace with slug {slug!r}")
+        if not name.strip():
+            _fail("name must not be empty")
+        try:
+            source = sources.create_source(
+                tenant, name, SourceKind(kind), cost_minor, signed=signed
+            )
+        except sources.SourceError as error:
+            _fail(str(error))
+        result = {"id": source.id, "intake_url": sources.intake_url(source)}
+        if source.signing_secret:
+            result["signing_secret"] = source.signing_secret
+        click.echo(json.dumps(result))
 
     @app.cli.command("seed-demo")
     def seed_demo():

@@ -1,5 +1,7 @@
 """One helper decides between a full page and an htmx fragment."""
 
+from urllib.parse import urlsplit
+
 from flask import Response, make_response, redirect, render_template, request
 
 
@@ -20,10 +22,12 @@ def wants_fragment() -> bool:
     )
 
 
-def render(page: str, fragment: str | None = None, status: int = 200, **context) -> Response:
+def render(
+    page: str, fragment: str | None = None, *, http_status: int = 200, **context
+) -> Response:
     """Render ``fragment`` for htmx fragment requests and ``page`` (which includes it) otherwise."""
     template = fragment if (fragment and wants_fragment()) else page
-    response = make_response(render_template(template, **context), status)
+    response = make_response(render_template(template, **context), http_status)
     response.vary.add("HX-Request")
     return response
 
@@ -40,3 +44,12 @@ def redirect_to(location: str) -> Response:
 def add_vary(response: Response) -> Response:
     response.vary.add("HX-Request")
     return response
+
+
+def local_path_or(default: str, target: str | None) -> str:
+    """``target`` when it is a path on this site (never another host), else ``default``."""
+    target = target or ""
+    is_local = target.startswith("/") and not target.startswith("//") and "\\" not in target
+    if is_local and not urlsplit(target).netloc:
+        return target
+    return default

@@ -25,7 +25,8 @@ def _set_security_headers(response):
     )
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-    response.headers.setdefault("X-Frame-Options", "DENY")
+    if not g.get("frameable"):
+        response.headers.setdefault("X-Frame-Options", "DENY")
     return response
 
 

@@ -1,7 +1,5 @@
 """Signup, login, logout, password reset, invitations and one's own account."""
 
-from urllib.parse import urlsplit
-
 from flask import abort, flash, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
@@ -19,7 +17,7 @@ from app.auth.forms import (
 )
 from app.extensions import db, limiter
 from app.forms import StrongPassword
-from app.htmx import redirect_to, render
+from app.htmx import local_path_or, redirect_to, render
 from app.i18n import current_language
 from app.models import Tenant, User
 from app.workspace.services import WorkspaceError, find_user_by_email
@@ -31,11 +29,7 @@ def _account_key() -> str:
 
 def _safe_next(default: str, target: str | None = None) -> str:
     """Only same-site relative paths are followed after login."""
-    target = target if target is not None else (request.args.get("next") or "")
-    parts = urlsplit(target)
-    if target.startswith("/") and not target.startswith("//") and not parts.netloc:
-        return target
-    return default
+    return local_path_or(default, target if target is not None else request.args.get("next"))
 
 
 def _clear_session() -> None:
@@ -203,7 +197,7 @@ def change_email():
             return redirect_to(url_for("auth.account"))
     return render(
         "auth/account.html",
-        status=422,
+        http_status=422,
         email_form=email_form,
         password_form=ChangePasswordForm(prefix="pw"),
     )
@@ -229,7 +223,7 @@ def change_password():
             return redirect_to(url_for("auth.account"))
     return render(
         "auth/account.html",
-        status=422,
+        http_status=422,
         email_form=ChangeEmailForm(prefix="email"),
         password_form=password_form,
     )

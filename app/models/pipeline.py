@@ -52,6 +52,8 @@ class Source(TenantScoped, TimestampMixin, Base):
     active: Mapped[bool] = mapped_column(default=True)
     intake_token: Mapped[str] = mapped_column(sa.String(64), unique=True)
     signing_secret: Mapped[str | None] = mapped_column(sa.String(128))
+    thank_you_url: Mapped[str | None] = mapped_column(sa.String(500))
+    rate_limit_per_minute: Mapped[int] = mapped_column(default=600)
 
 
 class Contact(TenantScoped, TimestampMixin, Base):
@@ -59,9 +61,14 @@ class Contact(TenantScoped, TimestampMixin, Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(200))
-    email: Mapped[str | None] = mapped_column(sa.String(254), index=True)
-    phone: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    email: Mapped[str | None] = mapped_column(sa.String(254))
+    phone: Mapped[str | None] = mapped_column(sa.String(32))
     company: Mapped[str | None] = mapped_column(sa.String(200))
+
+    __table_args__ = (
+        sa.Index("ix_contact_tenant_email", "tenant_id", "email"),
+        sa.Index("ix_contact_tenant_phone", "tenant_id", "phone"),
+    )
 
 
 class Lead(TenantScoped, TimestampMixin, Base):
@@ -81,6 +88,13 @@ class Lead(TenantScoped, TimestampMixin, Base):
     decision_date: Mapped[date | None] = mapped_column(sa.Date)
     next_touch_on: Mapped[date | None] = mapped_column(sa.Date)
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    message: Mapped[str | None] = mapped_column(sa.Text)
+    budget: Mapped[str | None] = mapped_column(sa.String(200))
+    external_id: Mapped[str | None] = mapped_column(sa.String(200))
+    utm: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    extra: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    # Captured while its source was paused or the workspace's billing had lapsed.
+    flagged: Mapped[bool] = mapped_column(default=False)
 
     contact: Mapped[Contact] = relationship()
     source: Mapped[Source | None] = relationship()

@@ -45,6 +45,8 @@ class Membership(TenantScoped, TimestampMixin, Base):
     role: Mapped[Role] = mapped_column(str_enum(Role, 32))
     active: Mapped[bool] = mapped_column(default=True)
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Round-robin routing hands the next lead to the member assigned longest ago.
+    last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     user: Mapped["User"] = relationship(back_populates="memberships")  # noqa: F821
     tenant: Mapped[Tenant] = relationship()

@@ -25,7 +25,7 @@ def settings():
         return redirect_to(url_for("workspace.settings"))
     return render(
         "workspace/settings.html",
-        status=422 if form.errors else 200,
+        http_status=422 if form.errors else 200,
         form=form,
         timezones=sorted(available_timezones()),
     )
@@ -35,7 +35,7 @@ def _team_page(invite_form: InviteForm, status: int = 200):
     return render(
         "workspace/team.html",
         "workspace/_team.html",
-        status=status,
+        http_status=status,
         invite_form=invite_form,
         role_form=RoleForm(),
         members=services.members(g.tenant),

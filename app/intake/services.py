@@ -1,0 +1,359 @@
+"""Lead intake: store the raw post first, then judge it, deduplicate and route it.
+
+The inbox row and the lead are written in the one transaction whose commit
+decides the answer: nothing is answered 2xx that was not stored.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy.exc import IntegrityError
+
+from app.extensions import db
+from app.intake import fields as intake_fields
+from app.intake import signing
+from app.models import (
+    Contact,
+    InboxItem,
+    InboxStatus,
+    IntakeKey,
+    Lead,
+    Membership,
+    Phase,
+    Role,
+    Source,
+    Stage,
+    Tenant,
+    utcnow,
+)
+from app.tenancy import ALL_TENANTS
+
+KEPT_HEADERS = (
+    "Content-Type",
+    "User-Agent",
+    "Idempotency-Key",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "Origin",
+    "Referer",
+    "X-Forwarded-For",
+)
+MIN_FILL_SECONDS = 3
+REGION_BY_LANGUAGE = {"ru": "RU", "en": "US"}
+
+
+@dataclass
+class IntakeResult:
+    http_status: int
+    payload: dict
+    item: InboxItem
+    lead: Lead | None = None
+    from_form: bool = False
+
+    @property
+    def stored_lead(self) -> bool:
+        return self.item.status in (InboxStatus.ACCEPTED, InboxStatus.DUPLICATE)
+
+
+def find_source(token: str) -> Source | None:
+    if not token or len(token) > 64:
+        return None
+    return db.session.scalar(
+        sa.select(Source).where(Source.intake_token == token).execution_options(**ALL_TENANTS)
+    )
+
+
+def kept_headers(headers) -> dict:
+    return {name: headers[name][:500] for name in KEPT_HEADERS if headers.get(name)}
+
+
+def store_raw(
+    source: Source, body: bytes, content_type: str, headers, truncated: bool
+) -> InboxItem:
+    """The first thing intake does: keep what the sender posted."""
+    item = InboxItem(
+        tenant_id=source.tenant_id,
+        source_id=source.id,
+        content_type=content_type[:200],
+        headers=kept_headers(headers),
+        body=body,
+        body_truncated=truncated,
+        status=InboxStatus.RECEIVED,
+    )
+    db.session.add(item)
+    db.session.flush()
+    return item
+
+
+def reject(
+    item: InboxItem, http_status: int, reason: str, message: str, errors=None
+) -> IntakeResult:
+    item.status = InboxStatus.REJECTED
+    item.reason = reason
+    item.errors = errors or {}
+    item.http_status = http_status
+    payload = {"error": message}
+    if errors:
+        payload["fields"] = errors
+    return IntakeResult(http_status, payload, item)
+
+
+def receive(
+    source: Source, body: bytes, content_type: str, headers, truncated: bool
+) -> IntakeResult:
+    """Store, judge and (when it is good) turn one post into a lead. Commits."""
+    item = store_raw(source, body, content_type, headers, truncated)
+    result = _judge(source, item, headers)
+    item.http_status = result.http_status
+    db.session.commit()
+    return result
+
+
+def record_rate_limited(source: Source, body: bytes, content_type: str, headers, truncated: bool):
+    item = store_raw(source, body, content_type, headers, truncated)
+    result = reject(item, 429, "rate_limited", "too many requests for this source")
+    db.session.commit()
+    return result
+
+
+def _judge(source: Source, item: InboxItem, headers) -> IntakeResult:
+    if item.body_truncated:
+        return reject(item, 413, "too_large", "the body is larger than 64 KB")
+    if source.signing_secret:
+        problem = signing.verify(source.signing_secret, headers, item.body)
+        if problem:
+            return reject(item, 401, problem, "missing, bad or stale signature")
+    if intake_fields.media_type(item.content_type) not in intake_fields.ACCEPTED_TYPES:
+        return reject(item, 415, "unsupported_type", "send application/json or a form")
+    try:
+        data = intake_fields.parse_body(item.body, item.content_type)
+    except intake_fields.UnparseableBody as error:
+        return reject(item, 400, "unparseable", f"the body could not be read: {error}")
+    from_form = "_form" in data
+    if from_form and _looks_like_a_bot(data):
+        item.status = InboxStatus.SPAM
+        item.reason = "bot"
+        item.fields = {"raw": {k: v[:200] for k, v in data.items()}}
+        return IntakeResult(200, {"status": "received"}, item, from_form=True)
+    result = _accept(source, item, data, _idempotency_keys(headers, data))
+    result.from_form = from_form
+    return result
+
+
+def _idempotency_keys(headers, data: dict) -> list[str]:
+    keys = []
+    if headers.get("Idempotency-Key"):
+        keys.append("idem:" + headers["Idempotency-Key"][:250])
+    if headers.get("webhook-id"):
+        keys.append("whid:" + headers["webhook-id"][:250])
+    if (data.get("external_id") or "").strip():
+        keys.append("ext:" + data["external_id"].strip()[:250])
+    if data.get("_submission"):
+        keys.append("form:" + data["_submission"][:100])
+    return keys
+
+
+def form_timestamp_token() -> str:
+    """Signed render time for the hosted form: posts faster than a person are bots."""
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="form-ts").dumps(
+        datetime.now(UTC).timestamp()
+    )
+
+
+def _looks_like_a_bot(data: dict) -> bool:
+    if (data.get("_hp") or "").strip():
+        return True
+    token = data.get("_ts")
+    if not token:
+        return False
+    serializer = URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="form-ts")
+    try:
+        rendered_at = serializer.loads(token, max_age=7 * 24 * 3600)
+    except (BadSignature, SignatureExpired):
+        return True
+    return datetime.now(UTC).timestamp() - float(rendered_at) < MIN_FILL_SECONDS
+
+
+def _region(tenant_id: int) -> str:
+    tenant = db.session.get(Tenant, tenant_id)
+    return REGION_BY_LANGUAGE.get(tenant.language, "US") if tenant else "US"
+
+
+def _accept(source: Source, item: InboxItem, data: dict, keys: list[str]) -> IntakeResult:
+    judgement = intake_fields.judge(data, _region(source.tenant_id))
+    item.fields = judgement.fields
+    existing = _existing_lead_for(source, keys)
+    if existing is not None:
+        return _duplicate(item, existing)
+    if not judgement.ok:
+        return reject(
+            item, 422, "invalid_fields", "some fields are missing or invalid", judgement.errors
+        )
+    key_rows = [IntakeKey(tenant_id=source.tenant_id, source_id=source.id, key=k) for k in keys]
+    if key_rows:
+        savepoint = db.session.begin_nested()
+        db.session.add_all(key_rows)
+        try:
+            savepoint.commit()
+        except IntegrityError:
+            # A concurrent identical post won the race; answer with its lead.
+            savepoint.rollback()
+            existing = _existing_lead_for(source, keys)
+            if existing is not None:
+                return _duplicate(item, existing)
+            raise
+    lead = create_lead(source, judgement)
+    for row in key_rows:
+        row.lead_id = lead.id
+    item.status = InboxStatus.ACCEPTED
+    item.lead_id = lead.id
+    return IntakeResult(201, {"id": lead.id, "status": "created"}, item, lead)
+
+
+def _duplicate(item: InboxItem, lead_id: int) -> IntakeResult:
+    item.status = InboxStatus.DUPLICATE
+    item.lead_id = lead_id
+    return IntakeResult(200, {"id": lead_id, "status": "duplicate"}, item)
+
+
+def _existing_lead_for(source: Source, keys: list[str]) -> int | None:
+    if not keys:
+        return None
+    return db.session.scalar(
+        sa.select(IntakeKey.lead_id)
+        .where(
+            IntakeKey.tenant_id == source.tenant_id,
+            IntakeKey.source_id == source.id,
+            IntakeKey.key.in_(keys),
+            IntakeKey.lead_id.is_not(None),
+        )
+        .limit(1)
+        .execution_options(**ALL_TENANTS)
+    )
+
+
+def find_or_create_contact(
+    tenant_id: int, name: str, email: str | None, phone: str | None, company: str | None
+) -> Contact:
+    """The workspace's contact with this email or phone, or a new one."""
+    conditions = []
+    if email:
+        conditions.append(Contact.email == email)
+    if phone:
+        conditions.append(Contact.phone == phone)
+    contact = None
+    if conditions:
+        contact = db.session.scalar(
+            sa.select(Contact)
+            .where(Contact.tenant_id == tenant_id, sa.or_(*conditions))
+            .order_by(Contact.id)
+            .limit(1)
+            .execution_options(**ALL_TENANTS)
+        )
+    if contact is None:
+        contact = Contact(
+            tenant_id=tenant_id,
+            name=name or email or phone or "?",
+            email=email,
+            phone=phone,
+            company=company or None,
+        )
+        db.session.add(contact)
+        db.session.flush()
+    else:
+        contact.email = contact.email or email
+        contact.phone = contact.phone or phone
+        contact.company = contact.company or company or None
+    return contact
+
+
+def first_generation_stage(tenant_id: int) -> Stage:
+    return db.session.scalar(
+        sa.select(Stage)
+        .where(Stage.tenant_id == tenant_id, Stage.phase == Phase.GENERATION)
+        .order_by(Stage.position)
+        .limit(1)
+        .execution_options(**ALL_TENANTS)
+    )
+
+
+def next_assignee(tenant_id: int) -> int | None:
+    """Round robin over active lead generators; the owner when there are none."""
+    base = (
+        sa.select(Membership)
+        .where(
+            Membership.tenant_id == tenant_id,
+            Membership.role == Role.LEAD_GENERATOR,
+            Membership.active.is_(True),
+        )
+        .order_by(Membership.last_assigned_at.asc().nulls_first(), Membership.id)
+        .limit(1)
+        .execution_options(**ALL_TENANTS)
+    )
+    membership = db.session.scalar(base.with_for_update(skip_locked=True)) or db.session.scalar(
+        base
+    )
+    if membership is None:
+        membership = db.session.scalar(
+            sa.select(Membership)
+            .where(
+                Membership.tenant_id == tenant_id,
+                Membership.role == Role.OWNER,
+                Membership.active.is_(True),
+            )
+            .order_by(Membership.id)
+            .limit(1)
+            .execution_options(**ALL_TENANTS)
+        )
+    if membership is None:
+        return None
+    membership.last_assigned_at = utcnow()
+    return membership.user_id
+
+
+def create_lead(source: Source, judgement: intake_fields.Judgement) -> Lead:
+    values = judgement.fields
+    contact = find_or_create_contact(
+        source.tenant_id,
+        values.get("name") or "",
+        judgement.email,
+        judgement.phone,
+        values.get("company"),
+    )
+    title = values.get("company") or values.get("name") or judgement.email or judgement.phone
+    lead = Lead(
+        tenant_id=source.tenant_id,
+        contact_id=contact.id,
+        source_id=source.id,
+        stage_id=first_generation_stage(source.tenant_id).id,
+        owner_id=next_assignee(source.tenant_id),
+        title=title[:200],
+        message=values.get("message") or None,
+        budget=values.get("budget") or None,
+        external_id=values.get("external_id") or None,
+        decision_date=judgement.decision_date,
+        utm={k: values[k] for k in intake_fields.UTM_FIELDS if values.get(k)},
+        extra=values.get("extra") or {},
+        flagged=not source.active,
+    )
+    db.session.add(lead)
+    db.session.flush()
+    return lead
+
+
+def reprocess(item: InboxItem, corrected: dict) -> IntakeResult:
+    """Judge a rejected post again with the owner's corrections. Commits."""
+    source = db.session.get(Source, item.source_id)
+    data = {k: v for k, v in corrected.items() if isinstance(v, str)}
+    keys = _idempotency_keys(item.headers, data)
+    result = _accept(source, item, data, keys)
+    if item.status != InboxStatus.REJECTED:
+        item.reason = None
+        item.errors = {}
+    # Kept either way: the corrections are never lost, even when still invalid.
+    db.session.commit()
+    return result

@@ -1,0 +1,46 @@
+"""Standard Webhooks signatures: ``whsec_`` secrets and ``v1,<base64>`` HMAC-SHA256."""
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+
+PREFIX = "whsec_"
+TOLERANCE_SECONDS = 5 * 60
+
+
+def new_secret() -> str:
+    return PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _key(secret: str) -> bytes:
+    return base64.b64decode(secret.removeprefix(PREFIX))
+
+
+def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` header value a sender would send."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    digest = hmac.new(_key(secret), signed, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def verify(secret: str, headers, body: bytes, now: float | None = None) -> str | None:
+    """None when the signature is good; otherwise a short reason for the inbox."""
+    message_id = headers.get("webhook-id")
+    timestamp = headers.get("webhook-timestamp")
+    signatures = headers.get("webhook-signature")
+    if not (message_id and timestamp and signatures):
+        return "signature_missing"
+    try:
+        sent_at = int(timestamp)
+    except ValueError:
+        return "signature_bad_timestamp"
+    if abs((now if now is not None else time.time()) - sent_at) > TOLERANCE_SECONDS:
+        return "signature_stale"
+    expected = sign(secret, message_id, sent_at, body).split(",", 1)[1]
+    for candidate in signatures.split():
+        version, _, value = candidate.partition(",")
+        if version == "v1" and hmac.compare_digest(value, expected):
+            return None
+    return "signature_mismatch"

@@ -1,0 +1,109 @@
+"""The public intake endpoint (its secret URL names the source) and the hosted form."""
+
+import secrets
+import time
+
+from flask import current_app, g, jsonify, redirect, render_template, request
+from limits import parse as parse_limit
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.extensions import csrf, db, limiter
+from app.intake import bp, services
+from app.intake.fields import MAX_BODY_BYTES
+from app.models import InboxStatus
+
+
+def _read_body() -> tuple[bytes, bool]:
+    """At most 64 KB of the body, and whether there was more."""
+    body = request.stream.read(MAX_BODY_BYTES + 1)
+    return body[:MAX_BODY_BYTES], len(body) > MAX_BODY_BYTES
+
+
+def _seconds_until_allowed(source) -> int | None:
+    """None while the source is within its per-minute limit; else seconds to wait."""
+    if not current_app.config["RATELIMIT_ENABLED"]:
+        return None
+    limit = parse_limit(f"{source.rate_limit_per_minute}/minute")
+    if limiter.limiter.hit(limit, "intake", str(source.id)):
+        return None
+    reset_at, _ = limiter.limiter.get_window_stats(limit, "intake", str(source.id))
+    return max(1, int(reset_at - time.time()) + 1)
+
+
+def _unavailable():
+    db.session.rollback()
+    current_app.logger.exception("intake could not store a post")
+    response = jsonify({"error": "temporarily unavailable, retry later"})
+    response.status_code = 503
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+def _unknown_address():
+    return jsonify({"error": "unknown intake address"}), 404
+
+
+@bp.route("/in/<token>", methods=["POST"])
+@csrf.exempt
+@limiter.exempt
+def receive(token: str):
+    try:
+        source = services.find_source(token)
+        if source is None:
+            return _unknown_address()
+        body, truncated = _read_body()
+        content_type = request.headers.get("Content-Type", "")
+        wait = _seconds_until_allowed(source)
+        if wait is not None:
+            result = services.record_rate_limited(
+                source, body, content_type, request.headers, truncated
+            )
+        else:
+            result = services.receive(source, body, content_type, request.headers, truncated)
+    except SQLAlchemyError:
+        return _unavailable()
+    if result.from_form:
+        return _form_answer(source, result)
+    response = jsonify(result.payload)
+    response.status_code = result.http_status
+    if result.http_status == 429:
+        response.headers["Retry-After"] = str(wait)
+    return response
+
+
+def _form_answer(source, result):
+    """People posting the embeddable form get a page (or the owner's thank-you URL)."""
+    if result.item.status in (InboxStatus.ACCEPTED, InboxStatus.DUPLICATE, InboxStatus.SPAM):
+        if source.thank_you_url:
+            return redirect(source.thank_you_url, code=303)
+        return _frameable(render_template("intake/thanks.html"), 200)
+    errors = result.payload.get("fields", {})
+    return _frameable(render_template("intake/form_error.html", errors=errors), result.http_status)
+
+
+def _frameable(html: str, status: int):
+    """Form pages may be shown in a frame on the customer's own site."""
+    response = current_app.make_response((html, status))
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; style-src 'self'; form-action 'self' https: http:; "
+        "frame-ancestors *; object-src 'none'; base-uri 'none'"
+    )
+    g.frameable = True
+    return response
+
+
+@bp.route("/in/<token>/form", methods=["GET"])
+@limiter.limit("120/minute")
+def hosted_form(token: str):
+    """A ready form page for sites that link to or frame it (no JavaScript needed)."""
+    source = services.find_source(token)
+    if source is None:
+        return _unknown_address()
+    html = render_template(
+        "intake/hosted_form.html",
+        source=source,
+        token=token,
+        timestamp=services.form_timestamp_token(),
+        submission=secrets.token_urlsafe(16),
+    )
+    return _frameable(html, 200)

@@ -1,0 +1,5 @@
+from flask import Blueprint
+
+bp = Blueprint("leads", __name__)
+
+from app.leads import views  # noqa: E402,F401

@@ -1,0 +1,18 @@
+"""The incoming-leads list, refreshed by htmx so new leads appear without a reload."""
+
+from flask import g, request
+
+from app.htmx import render
+from app.leads import bp, services
+from app.policy import requires
+
+
+@bp.route("/leads")
+@requires("leads.generation")
+def incoming():
+    before = request.args.get("before", type=int)
+    leads, has_more = services.incoming(g.tenant, before)
+    fragment = "leads/_rows.html" if before else "leads/_list.html"
+    return render(
+        "leads/incoming.html", fragment, leads=leads, has_more=has_more, paged=bool(before)
+    )

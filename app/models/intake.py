@@ -1,0 +1,58 @@
+"""What senders posted: every raw request, kept before it is judged."""
+
+import enum
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import Base, TenantScoped, UTCDateTime, str_enum, utcnow
+from app.models.pipeline import Lead, Source
+
+
+class InboxStatus(enum.StrEnum):
+    RECEIVED = "received"  # stored, not judged yet (only inside the intake transaction)
+    ACCEPTED = "accepted"  # became a new lead
+    DUPLICATE = "duplicate"  # the same post seen before: points at the existing lead
+    REJECTED = "rejected"  # kept with a reason; the owner can correct and re-process it
+    SPAM = "spam"  # a bot by the honeypot or the fill time; kept, never on the board
+
+
+class InboxItem(TenantScoped, Base):
+    __tablename__ = "inbox_item"
+    __table_args__ = (
+        sa.Index("ix_inbox_item_tenant_status_received", "tenant_id", "status", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("source.id", ondelete="CASCADE"), index=True
+    )
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    content_type: Mapped[str] = mapped_column(sa.String(200), default="")
+    headers: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    body: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    body_truncated: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[InboxStatus] = mapped_column(str_enum(InboxStatus, 16))
+    http_status: Mapped[int] = mapped_column(default=0)
+    reason: Mapped[str | None] = mapped_column(sa.String(64))
+    errors: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    # Fields as last judged (parsed from the body, or corrected by the owner).
+    fields: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    lead_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lead.id", ondelete="SET NULL"))
+
+    source: Mapped[Source] = relationship()
+    lead: Mapped[Lead | None] = relationship()
+
+
+class IntakeKey(TenantScoped, Base):
+    """One idempotency key per source: a repeated key answers with the same lead."""
+
+    __tablename__ = "intake_key"
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "source_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(sa.ForeignKey("source.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(sa.String(300))
+    lead_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lead.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

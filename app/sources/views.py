@@ -1,0 +1,185 @@
+"""Managing lead sources, their Connect page, and the inbox of everything posted."""
+
+from flask import abort, flash, g, request, url_for
+from flask_babel import gettext as _
+
+from app.htmx import local_path_or, redirect_to, render
+from app.intake import services as intake
+from app.intake.fields import KNOWN_FIELDS
+from app.models import InboxItem, InboxStatus, Source, SourceKind
+from app.policy import requires
+from app.sources import bp, services
+from app.sources.forms import CorrectionForm, SourceForm
+from app.tenancy import get_for_tenant_or_404
+
+
+@bp.route("/sources")
+@requires("sources.manage")
+def index():
+    return render("sources/index.html", sources=services.list_sources(g.tenant))
+
+
+@bp.route("/sources/new", methods=["GET", "POST"])
+@requires("sources.manage")
+def new():
+    form = SourceForm()
+    if form.validate_on_submit():
+        try:
+            source = services.create_source(
+                g.tenant,
+                form.name.data,
+                SourceKind(form.kind.data),
+                form.cost_minor,
+                signed=form.signed.data,
+                thank_you_url=form.thank_you_url.data,
+                rate_limit_per_minute=form.rate_limit_per_minute.data,
+            )
+        except services.SourceError as error:
+            form.name.errors = [*form.name.errors, str(error)]
+        else:
+            flash(_("Source %(name)s created. Connect it below.", name=source.name), "success")
+            return redirect_to(url_for("sources.connect", source_id=source.id))
+    return render(
+        "sources/form.html", http_status=422 if form.errors else 200, form=form, source=None
+    )
+
+
+@bp.route("/sources/<int:source_id>/edit", methods=["GET", "POST"])
+@requires("sources.manage")
+def edit(source_id: int):
+    source = get_for_tenant_or_404(Source, source_id)
+    form = SourceForm(obj=source)
+    if request.method == "GET":
+        form.cost.data = f"{source.cost_per_lead_minor / 100:.2f}"
+    if form.validate_on_submit():
+        data = {**form.data, "cost_minor": form.cost_minor}
+        try:
+            services.update_source(g.tenant, source, data)
+        except services.SourceError as error:
+            form.name.errors = [*form.name.errors, str(error)]
+        else:
+            flash(_("Source saved."), "success")
+            return redirect_to(url_for("sources.index"))
+    return render(
+        "sources/form.html", http_status=422 if form.errors else 200, form=form, source=source
+    )
+
+
+@bp.route("/sources/<int:source_id>/connect")
+@requires("sources.manage")
+def connect(source_id: int):
+    source = get_for_tenant_or_404(Source, source_id)
+    return render(
+        "sources/connect.html",
+        source=source,
+        intake_url=services.intake_url(source),
+        form_url=services.hosted_form_url(source),
+        known_fields=KNOWN_FIELDS,
+    )
+
+
+def _source_action(source_id: int, action, message: str):
+    source = get_for_tenant_or_404(Source, source_id)
+    action(source)
+    flash(message % {"name": source.name}, "success")
+    return redirect_to(local_path_or(url_for("sources.index"), request.form.get("next")))
+
+
+@bp.route("/sources/<int:source_id>/pause", methods=["POST"])
+@requires("sources.manage")
+def pause(source_id: int):
+    return _source_action(
+        source_id,
+        lambda s: services.set_active(s, False),
+        _("%(name)s is paused: its leads are still captured, flagged."),
+    )
+
+
+@bp.route("/sources/<int:source_id>/resume", methods=["POST"])
+@requires("sources.manage")
+def resume(source_id: int):
+    return _source_action(
+        source_id, lambda s: services.set_active(s, True), _("%(name)s is active again.")
+    )
+
+
+@bp.route("/sources/<int:source_id>/rotate-token", methods=["POST"])
+@requires("sources.manage")
+def rotate_token(source_id: int):
+    return _source_action(
+        source_id,
+        services.rotate_token,
+        _("%(name)s has a new address; the old one no longer works."),
+    )
+
+
+@bp.route("/sources/<int:source_id>/signing/rotate", methods=["POST"])
+@requires("sources.manage")
+def rotate_signing(source_id: int):
+    return _source_action(
+        source_id,
+        services.rotate_signing_secret,
+        _("%(name)s has a new signing secret; unsigned posts are refused."),
+    )
+
+
+@bp.route("/sources/<int:source_id>/signing/disable", methods=["POST"])
+@requires("sources.manage")
+def disable_signing(source_id: int):
+    return _source_action(
+        source_id, services.disable_signing, _("%(name)s no longer requires signatures.")
+    )
+
+
+@bp.route("/inbox")
+@requires("sources.manage")
+def inbox():
+    status = request.args.get("status") or None
+    source_id = request.args.get("source", type=int)
+    page = max(1, request.args.get("page", 1, type=int))
+    items, has_more = services.inbox_page(g.tenant, status, source_id, page)
+    return render(
+        "sources/inbox.html",
+        "sources/_inbox_rows.html",
+        items=items,
+        has_more=has_more,
+        page_number=page,
+        status_filter=status,
+        source_id=source_id,
+        statuses=list(InboxStatus),
+        sources=[s for s, _ in services.list_sources(g.tenant)],
+    )
+
+
+@bp.route("/inbox/<int:item_id>", methods=["GET", "POST"])
+@requires("sources.manage")
+def inbox_item(item_id: int):
+    item = get_for_tenant_or_404(InboxItem, item_id)
+    fields = item.fields or {}
+    form = CorrectionForm(data={k: fields.get(k) for k in KNOWN_FIELDS if k != "decision_date"})
+    if request.method == "POST":
+        if item.status != InboxStatus.REJECTED:
+            abort(409)
+        if form.validate_on_submit():
+            corrected = {k: (form.data.get(k) or "") for k in KNOWN_FIELDS if k in form.data}
+            if form.decision_date.data:
+                corrected["decision_date"] = form.decision_date.data.isoformat()
+            corrected = {**(fields.get("extra") or {}), **corrected}
+            result = intake.reprocess(item, corrected)
+            if result.item.status == InboxStatus.REJECTED:
+                for name, message in (result.item.errors or {}).items():
+                    target = getattr(form, name, None)
+                    if target is not None:
+                        target.errors = [*target.errors, message]
+                    else:
+                        flash(message, "error")
+            else:
+                flash(_("Re-processed into a lead."), "success")
+                return redirect_to(url_for("sources.inbox_item", item_id=item.id))
+    return render(
+        "sources/inbox_item.html",
+        http_status=422 if form.errors else 200,
+        item=item,
+        form=form,
+        body_text=item.body.decode("utf-8", errors="replace"),
+    )
