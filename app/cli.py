@@ -118,7 +118,13 @@ def register(app: Flask) -> None:
     )
     @click.option("--kind", type=click.Choice([k.value for k in SourceKind]), default="other")
     @click.option("--signed", is_flag=True, help="require Standard Webhooks signatures")
-    def create_source(slug, name, cost_minor, kind, signed):
+    @click.option(
+        "--rate-limit",
+        type=click.IntRange(min=1),
+        default=600,
+        help="most posts per minute before 429",
+    )
+    def create_source(slug, name, cost_minor, kind, signed, rate_limit):
         """Create a lead source and print its intake URL (and signing secret)."""
         from app.sources import services as sources
 
