@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import Invitation, Lead, Role
+from app.models import InboxItem, InboxStatus, Invitation, Lead, Role, Source
+from app.sources import services as sources
 from app.tenancy import tenant_scope
 from app.workspace import services as workspace
 
@@ -29,6 +30,41 @@ def _membership(tenant, owner, make):
     return {"membership_id": make.membership_of(tenant, closer).id}
 
 
+def _source(tenant, owner, make):
+    return {"source_id": sources.create_source(tenant, "Victim source", "partner").id}
+
+
+def _inbox_item(tenant, owner, make):
+    source = sources.create_source(tenant, "Victim inbox", "site_form")
+    item = InboxItem(
+        tenant_id=tenant.id,
+        source_id=source.id,
+        body=b"{}",
+        content_type="application/json",
+        status=InboxStatus.REJECTED,
+        reason="invalid_fields",
+    )
+    db.session.add(item)
+    db.session.commit()
+    return {"item_id": item.id}
+
+
+def _snapshot(tenant):
+    """What an intruder must not be able to change in the victim's workspace."""
+    rows = db.session.execute(
+        sa.select(Source.name, Source.active, Source.intake_token, Source.signing_secret)
+        .where(Source.tenant_id == tenant.id)
+        .order_by(Source.id)
+        .execution_options(all_tenants=True)
+    ).all()
+    items = db.session.scalars(
+        sa.select(InboxItem.status)
+        .where(InboxItem.tenant_id == tenant.id)
+        .execution_options(all_tenants=True)
+    ).all()
+    return rows, items
+
+
 # endpoint -> builder(tenant_a, owner_a, factories) -> URL values naming A's row
 ID_ROUTES = {
     "workspace.resend_invitation": _invitation,
@@ -37,6 +73,14 @@ ID_ROUTES = {
     "workspace.reactivate_member": _membership,
     "workspace.change_role": _membership,
     "workspace.switch": lambda tenant, owner, make: {"tenant_id": tenant.id},
+    "sources.edit": _source,
+    "sources.connect": _source,
+    "sources.pause": _source,
+    "sources.resume": _source,
+    "sources.rotate_token": _source,
+    "sources.rotate_signing": _source,
+    "sources.disable_signing": _source,
+    "sources.inbox_item": _inbox_item,
 }
 
 
@@ -59,13 +103,22 @@ def test_another_workspace_gets_404(app, client, make, login, endpoint):
     _, owner_b = make.workspace_with_owner(name="Intruder")
     values = ID_ROUTES[endpoint](tenant_a, owner_a, make)
     rule = _id_routes(app)[endpoint]
+    before = _snapshot(tenant_a)
     login(owner_b.email)
     with app.test_request_context():
         url = app.url_for(endpoint, **values)
     for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-        response = client.open(url, method=method, data={"role": "owner"})
+        data = {
+            "role": "owner",
+            "name": "Hijacked",
+            "kind": "ad",
+            "cost": "1",
+            "email": "x@example.com",
+        }
+        response = client.open(url, method=method, data=data)
         assert response.status_code == 404, f"{method} {url} answered {response.status_code}"
     # Nothing in workspace A changed.
+    assert _snapshot(tenant_a) == before
     members = workspace.members(tenant_a)
     assert all(m.active for m in members)
     assert {m.role for m in members} <= {Role.OWNER, Role.CLOSER}

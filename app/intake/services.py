@@ -4,8 +4,8 @@ The inbox row and the lead are written in the one transaction whose commit
 decides the answer: nothing is answered 2xx that was not stored.
 """
 
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from flask import current_app
@@ -43,6 +43,21 @@ KEPT_HEADERS = (
     "X-Forwarded-For",
 )
 MIN_FILL_SECONDS = 3
+# Phone numbers written without a country code are read in the workspace's country,
+# guessed from its currency (then its language).
+REGION_BY_CURRENCY = {
+    "RUB": "RU",
+    "KZT": "KZ",
+    "UAH": "UA",
+    "BYN": "BY",
+    "GBP": "GB",
+    "USD": "US",
+    "CAD": "CA",
+    "AUD": "AU",
+    "INR": "IN",
+    "CHF": "CH",
+    "PLN": "PL",
+}
 REGION_BY_LANGUAGE = {"ru": "RU", "en": "US"}
 
 
@@ -160,7 +175,7 @@ def _idempotency_keys(headers, data: dict) -> list[str]:
 def form_timestamp_token() -> str:
     """Signed render time for the hosted form: posts faster than a person are bots."""
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="form-ts").dumps(
-        datetime.now(UTC).timestamp()
+        time.time()
     )
 
 
@@ -175,12 +190,14 @@ def _looks_like_a_bot(data: dict) -> bool:
         rendered_at = serializer.loads(token, max_age=7 * 24 * 3600)
     except (BadSignature, SignatureExpired):
         return True
-    return datetime.now(UTC).timestamp() - float(rendered_at) < MIN_FILL_SECONDS
+    return time.time() - float(rendered_at) < MIN_FILL_SECONDS
 
 
 def _region(tenant_id: int) -> str:
     tenant = db.session.get(Tenant, tenant_id)
-    return REGION_BY_LANGUAGE.get(tenant.language, "US") if tenant else "US"
+    if tenant is None:
+        return "US"
+    return REGION_BY_CURRENCY.get(tenant.currency) or REGION_BY_LANGUAGE.get(tenant.language, "US")
 
 
 def _accept(source: Source, item: InboxItem, data: dict, keys: list[str]) -> IntakeResult:

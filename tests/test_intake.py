@@ -1,0 +1,331 @@
+"""The public intake endpoint: every answer it documents, and nothing ever lost."""
+
+import json
+import threading
+import time
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
+
+from app.extensions import db
+from app.intake import services as intake_services
+from app.intake import signing
+from app.models import Contact, InboxItem, InboxStatus, IntakeKey, Lead, Role, Stage
+from app.sources import services as sources
+from app.workspace import services as workspace
+
+ALL = {"all_tenants": True}
+
+
+@pytest.fixture
+def shop(make):
+    tenant, owner = make.workspace_with_owner(name="Shop")
+    source = sources.create_source(tenant, "Site", "site_form")
+    return tenant, owner, source
+
+
+def _post(client, source, payload=None, **kwargs):
+    if payload is not None:
+        kwargs.setdefault("json", payload)
+    return client.post(f"/in/{source.intake_token}", **kwargs)
+
+
+def _count(model, *where):
+    return db.session.scalar(
+        sa.select(sa.func.count()).select_from(model).where(*where).execution_options(**ALL)
+    )
+
+
+def _inbox(source):
+    return db.session.scalars(
+        sa.select(InboxItem)
+        .where(InboxItem.source_id == source.id)
+        .order_by(InboxItem.id)
+        .execution_options(**ALL)
+    ).all()
+
+
+def test_a_json_post_becomes_a_lead_in_the_first_stage_with_everything_kept(client, shop):
+    tenant, owner, source = shop
+    response = _post(
+        client,
+        source,
+        {
+            "name": "Anna Petrova",
+            "email": "Anna@Example.com",
+            "phone": "+7 912 345-67-89",
+            "company": "Corner Café",
+            "message": "20 kg flour weekly",
+            "decision_date": "2026-12-15",
+            "budget": "500/month",
+            "utm_source": "google",
+            "utm_campaign": "winter",
+            "shoe_size": "38",
+        },
+    )
+    assert response.status_code == 201
+    assert response.json["status"] == "created"
+    lead = db.session.get(Lead, response.json["id"])
+    assert lead.tenant_id == tenant.id and lead.source_id == source.id
+    assert db.session.get(Stage, lead.stage_id).name == "New"
+    assert lead.contact.email == "anna@example.com" and lead.contact.phone == "+79123456789"
+    assert lead.utm == {"utm_source": "google", "utm_campaign": "winter"}
+    assert lead.extra == {"shoe_size": "38"}
+    assert str(lead.decision_date) == "2026-12-15" and lead.message == "20 kg flour weekly"
+    assert lead.owner_id == owner.id  # no lead generators yet: the owner gets it
+    [item] = _inbox(source)
+    assert (
+        item.status == InboxStatus.ACCEPTED and item.lead_id == lead.id and item.http_status == 201
+    )
+    assert json.loads(item.body)["name"] == "Anna Petrova"
+
+
+@pytest.mark.parametrize("encoding", ["form", "multipart"])
+def test_form_encoded_posts_are_accepted(client, shop, encoding):
+    _, _, source = shop
+    data = {"name": "Boris", "phone": "+7 (912) 000-11-22"}
+    if encoding == "multipart":
+        response = _post(client, source, data=data, content_type="multipart/form-data")
+    else:
+        response = _post(client, source, data=data)
+    assert response.status_code == 201, response.json
+    assert db.session.get(Lead, response.json["id"]).contact.name == "Boris"
+
+
+@pytest.mark.parametrize(
+    "headers,payload",
+    [
+        ({"Idempotency-Key": "k-1"}, {"email": "a@example.com"}),
+        ({"webhook-id": "msg_1"}, {"email": "a@example.com"}),
+        ({}, {"email": "a@example.com", "external_id": "crm-77"}),
+    ],
+)
+def test_a_repeated_post_is_the_same_lead(client, shop, headers, payload):
+    _, _, source = shop
+    first = _post(client, source, payload, headers=headers)
+    second = _post(client, source, payload, headers=headers)
+    assert first.status_code == 201 and second.status_code == 200
+    assert second.json == {"id": first.json["id"], "status": "duplicate"}
+    assert _count(Lead, Lead.source_id == source.id) == 1
+    assert [i.status for i in _inbox(source)] == [InboxStatus.ACCEPTED, InboxStatus.DUPLICATE]
+
+
+def test_concurrent_identical_posts_create_one_lead(app, shop):
+    _, _, source = shop
+    url = f"/in/{source.intake_token}"
+    answers = []
+
+    def post():
+        client = app.test_client()
+        answers.append(
+            client.post(
+                url, json={"email": "race@example.com"}, headers={"Idempotency-Key": "same"}
+            )
+        )
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [200] * 7 + [201]
+    assert len({a.json["id"] for a in answers}) == 1
+    assert _count(Lead, Lead.source_id == source.id) == 1
+    assert _count(InboxItem, InboxItem.source_id == source.id) == 8
+
+
+def test_a_known_person_gets_a_new_inquiry_on_the_same_contact(client, shop):
+    tenant, _, source = shop
+    other = sources.create_source(tenant, "Partner", "partner")
+    first = _post(client, source, {"name": "Vera", "email": "vera@example.com"})
+    by_phone_first = _post(client, source, {"name": "Gleb", "phone": "+44 20 7946 0958"})
+    again_by_email = _post(client, other, {"name": "Vera P.", "email": "VERA@example.com"})
+    again_by_phone = _post(client, other, {"phone": "+442079460958"})
+    assert {r.status_code for r in (first, by_phone_first, again_by_email, again_by_phone)} == {201}
+    lead_a, lead_b = (
+        db.session.get(Lead, first.json["id"]),
+        db.session.get(Lead, again_by_email.json["id"]),
+    )
+    assert lead_a.id != lead_b.id and lead_a.contact_id == lead_b.contact_id
+    assert (
+        db.session.get(Lead, again_by_phone.json["id"]).contact_id
+        == db.session.get(Lead, by_phone_first.json["id"]).contact_id
+    )
+    assert _count(Contact, Contact.tenant_id == tenant.id) == 2
+
+
+@pytest.mark.parametrize(
+    "payload,field",
+    [
+        ({"name": "No way to reach"}, "contact"),
+        ({"email": "not-an-email"}, "email"),
+        ({"phone": "12"}, "phone"),
+        ({"email": "a@example.com", "decision_date": "next tuesday"}, "decision_date"),
+        ({"email": "a@example.com", "name": "x" * 201}, "name"),
+    ],
+)
+def test_bad_fields_get_422_with_the_field_and_stay_in_the_inbox(client, shop, payload, field):
+    _, _, source = shop
+    response = _post(client, source, payload)
+    assert response.status_code == 422
+    assert field in response.json["fields"] and response.json["error"]
+    [item] = _inbox(source)
+    assert item.status == InboxStatus.REJECTED and item.reason == "invalid_fields"
+    assert _count(Lead, Lead.source_id == source.id) == 0
+
+
+@pytest.mark.parametrize(
+    "body,content_type,status,reason",
+    [
+        (b"{not json", "application/json", 400, "unparseable"),
+        (b"[1, 2]", "application/json", 400, "unparseable"),
+        (b"\xff\xfe", "application/x-www-form-urlencoded", 400, "unparseable"),
+        (b"name=x", "text/plain", 415, "unsupported_type"),
+        (
+            b'{"email": "a@example.com", "pad": "' + b"x" * 70000 + b'"}',
+            "application/json",
+            413,
+            "too_large",
+        ),
+    ],
+)
+def test_unreadable_posts_are_refused_and_kept(client, shop, body, content_type, status, reason):
+    _, _, source = shop
+    response = _post(client, source, data=body, content_type=content_type)
+    assert response.status_code == status and "error" in response.json
+    [item] = _inbox(source)
+    assert item.reason == reason and item.status == InboxStatus.REJECTED
+    assert item.body == body[: 64 * 1024]
+
+
+def test_unknown_and_rotated_addresses_answer_the_same_404(client, shop):
+    _, _, source = shop
+    old = source.intake_token
+    sources.rotate_token(source)
+    unknown = client.post("/in/not-a-real-token", json={"email": "a@example.com"})
+    rotated = client.post(f"/in/{old}", json={"email": "a@example.com"})
+    assert unknown.status_code == rotated.status_code == 404
+    assert unknown.json == rotated.json
+    assert _post(client, source, {"email": "a@example.com"}).status_code == 201
+
+
+def _signed_headers(secret, body, message_id="msg_1", timestamp=None):
+    timestamp = int(timestamp or time.time())
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signing.sign(secret, message_id, timestamp, body),
+        "Content-Type": "application/json",
+    }
+
+
+def test_signed_source_accepts_only_good_fresh_signatures(client, make):
+    tenant, _ = make.workspace_with_owner()
+    source = sources.create_source(tenant, "Partner API", "partner", signed=True)
+    assert source.signing_secret.startswith("whsec_")
+    body = json.dumps({"email": "signed@example.com"}).encode()
+    good = _signed_headers(source.signing_secret, body)
+    assert _post(client, source, data=body, headers=good).status_code == 201
+
+    unsigned = _post(client, source, {"email": "x@example.com"})
+    tampered = _post(
+        client, source, data=body + b" ", headers=_signed_headers(source.signing_secret, body, "m2")
+    )
+    stale = _post(
+        client,
+        source,
+        data=body,
+        headers=_signed_headers(source.signing_secret, body, "m3", time.time() - 301),
+    )
+    wrong_key = _post(
+        client, source, data=body, headers=_signed_headers(signing.new_secret(), body, "m4")
+    )
+    assert [r.status_code for r in (unsigned, tampered, stale, wrong_key)] == [401] * 4
+    reasons = [i.reason for i in _inbox(source)][1:]
+    assert reasons == [
+        "signature_missing",
+        "signature_mismatch",
+        "signature_stale",
+        "signature_mismatch",
+    ]
+
+
+def test_several_signatures_allow_rotating_the_secret(client, make):
+    tenant, _ = make.workspace_with_owner()
+    source = sources.create_source(tenant, "Partner API", "partner", signed=True)
+    body = b'{"email": "rot@example.com"}'
+    headers = _signed_headers(source.signing_secret, body)
+    old_signature = signing.sign(
+        signing.new_secret(), "msg_1", int(headers["webhook-timestamp"]), body
+    )
+    headers["webhook-signature"] = f"{old_signature} {headers['webhook-signature']}"
+    assert _post(client, source, data=body, headers=headers).status_code == 201
+
+
+def test_a_source_over_its_rate_limit_gets_429_with_retry_after_and_the_post_is_kept(client, make):
+    tenant, _ = make.workspace_with_owner()
+    source = sources.create_source(tenant, "Noisy", "ad", rate_limit_per_minute=3)
+    codes = [_post(client, source, {"email": f"n{i}@example.com"}).status_code for i in range(4)]
+    assert codes == [201, 201, 201, 429]
+    limited = _post(client, source, {"email": "n9@example.com"})
+    assert 1 <= int(limited.headers["Retry-After"]) <= 61
+    assert [i.reason for i in _inbox(source)][-2:] == ["rate_limited", "rate_limited"]
+
+
+def test_a_paused_source_still_captures_leads_flagged(client, shop):
+    _, _, source = shop
+    sources.set_active(source, False)
+    response = _post(client, source, {"email": "late@example.com"})
+    assert response.status_code == 201
+    assert db.session.get(Lead, response.json["id"]).flagged is True
+
+
+def test_when_the_database_fails_the_sender_is_told_to_retry(client, shop, monkeypatch):
+    _, _, source = shop
+
+    def broken(*args, **kwargs):
+        raise OperationalError("INSERT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(intake_services, "store_raw", broken)
+    response = _post(client, source, {"email": "a@example.com"})
+    assert response.status_code == 503 and response.headers["Retry-After"]
+    assert _count(Lead, Lead.source_id == source.id) == 0
+
+
+def test_new_leads_go_round_robin_to_active_lead_generators(client, make):
+    tenant, owner = make.workspace_with_owner()
+    first = make.member(tenant, Role.LEAD_GENERATOR)
+    second = make.member(tenant, Role.LEAD_GENERATOR)
+    leaving = make.member(tenant, Role.LEAD_GENERATOR)
+    workspace.deactivate_member(tenant, make.membership_of(tenant, leaving))
+    source = sources.create_source(tenant, "Site", "site_form")
+    owners = [
+        db.session.get(
+            Lead, _post(client, source, {"email": f"r{i}@example.com"}).json["id"]
+        ).owner_id
+        for i in range(4)
+    ]
+    assert sorted(owners[:2]) == sorted([first.id, second.id])
+    assert owners[2:] == owners[:2]
+    assert leaving.id not in owners and owner.id not in owners
+
+
+def test_idempotency_keys_are_per_source(client, shop):
+    tenant, _, source = shop
+    other = sources.create_source(tenant, "Other", "other")
+    a = _post(client, source, {"email": "a@example.com"}, headers={"Idempotency-Key": "k"})
+    b = _post(client, other, {"email": "b@example.com"}, headers={"Idempotency-Key": "k"})
+    assert a.status_code == b.status_code == 201 and a.json["id"] != b.json["id"]
+    assert _count(IntakeKey) == 2
+
+
+def test_local_phone_numbers_are_read_in_the_workspace_country(client, make):
+    tenant, _ = make.workspace_with_owner(language="ru")
+    tenant.currency = "RUB"
+    db.session.commit()
+    source = sources.create_source(tenant, "Сайт", "site_form")
+    response = _post(client, source, {"name": "Борис", "phone": "8 (912) 000-11-22"})
+    assert response.status_code == 201
+    assert db.session.get(Lead, response.json["id"]).contact.phone == "+79120001122"
