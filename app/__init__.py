@@ -59,13 +59,24 @@ def _load_user(user_id: str):
 
 def register_blueprints(app: Flask) -> None:
     from app.auth import bp as auth_bp
+    from app.conveyor import bp as conveyor_bp
+    from app.imports import bp as imports_bp
     from app.intake import bp as intake_bp
     from app.leads import bp as leads_bp
     from app.main import bp as main_bp
     from app.sources import bp as sources_bp
     from app.workspace import bp as workspace_bp
 
-    for blueprint in (main_bp, auth_bp, workspace_bp, intake_bp, sources_bp, leads_bp):
+    for blueprint in (
+        main_bp,
+        auth_bp,
+        workspace_bp,
+        intake_bp,
+        sources_bp,
+        leads_bp,
+        imports_bp,
+        conveyor_bp,
+    ):
         app.register_blueprint(blueprint)
 
 
@@ -88,6 +99,7 @@ def register_errors(app: Flask) -> None:
         403: lambda: _("Your role does not allow this."),
         404: lambda: _("There is nothing here."),
         405: lambda: _("This address does not accept that method."),
+        413: lambda: _("That is too large to upload (25 MB at most)."),
         429: lambda: _("Too many attempts. Wait a little and try again."),
         500: lambda: _("Something broke on our side. Try again in a moment."),
     }

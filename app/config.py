@@ -75,6 +75,8 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "REMEMBER_COOKIE_SECURE": not (development or testing),
         "PERMANENT_SESSION_LIFETIME": timedelta(days=30),
         "WTF_CSRF_TIME_LIMIT": None,
+        # The largest request (a CSV upload); intake keeps only its first 64 KB anyway.
+        "MAX_CONTENT_LENGTH": 25 * 1024 * 1024,
         "RATELIMIT_ENABLED": _flag("RATELIMIT_ENABLED", True),
         "RATELIMIT_KEY_PREFIX": os.environ.get("RATELIMIT_KEY_PREFIX", "conveyor"),
         "BABEL_DEFAULT_LOCALE": "en",

@@ -9,7 +9,7 @@ from functools import wraps
 from flask import abort, g, redirect, request, url_for
 from flask_login import current_user
 
-from app.models import Role
+from app.models import Lead, Phase, Role, Stage
 
 OWNER = {Role.OWNER}
 EVERYONE = set(Role)
@@ -19,11 +19,17 @@ PERMISSIONS: dict[str, set[Role]] = {
     "workspace.settings": OWNER,
     "team.manage": OWNER,
     "data.export": OWNER,
+    "clients.import": OWNER,
     "billing.manage": OWNER,
     "sources.manage": {Role.OWNER, Role.LEAD_GENERATOR},
     "leads.generation": {Role.OWNER, Role.LEAD_GENERATOR},
     "deals.convert": {Role.OWNER, Role.CLOSER},
     "clients.manage": {Role.OWNER, Role.ACCOUNT_MANAGER},
+    "board.view": EVERYONE,
+    "leads.qualify": {Role.OWNER, Role.LEAD_GENERATOR},
+    "deals.assign": OWNER,
+    "rules.manage": OWNER,
+    "team.handover": OWNER,
 }
 
 
@@ -62,3 +68,32 @@ def requires(permission: str):
         return wrapped
 
     return decorator
+
+
+# Which part of the conveyor each role works in. A closer and an account manager
+# see only what is assigned to them: no browsing of the base.
+PHASES_BY_ROLE: dict[Role, tuple[Phase, ...]] = {
+    Role.OWNER: (Phase.GENERATION, Phase.CONVERSION, Phase.ACCOUNT),
+    Role.LEAD_GENERATOR: (Phase.GENERATION,),
+    Role.CLOSER: (Phase.CONVERSION,),
+    Role.ACCOUNT_MANAGER: (Phase.ACCOUNT,),
+}
+OWN_LEADS_ONLY = {Role.CLOSER, Role.ACCOUNT_MANAGER}
+
+
+def visible_phases(membership) -> tuple[Phase, ...]:
+    return PHASES_BY_ROLE[membership.role]
+
+
+def scope_leads(query, membership):
+    """Limit a query over ``Lead`` joined with ``Stage`` to what the member may see."""
+    query = query.where(Stage.phase.in_(visible_phases(membership)))
+    if membership.role in OWN_LEADS_ONLY:
+        query = query.where(Lead.owner_id == membership.user_id)
+    return query
+
+
+def may_see_lead(membership, lead: Lead, stage: Stage) -> bool:
+    if stage.phase not in visible_phases(membership):
+        return False
+    return membership.role not in OWN_LEADS_ONLY or lead.owner_id == membership.user_id

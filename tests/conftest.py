@@ -35,6 +35,19 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashing():
+    """argon2id still, with a small cost: the suite creates hundreds of users."""
+    from argon2 import PasswordHasher
+
+    from app import passwords
+
+    normal = passwords._hasher
+    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    yield
+    passwords._hasher = normal
+
+
 @pytest.fixture(scope="session")
 def redis_url():
     url = os.environ.get("REDIS_URL")

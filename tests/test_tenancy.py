@@ -10,7 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import InboxItem, InboxStatus, Invitation, Lead, Role, Source
+from app.imports import services as imports
+from app.models import InboxItem, InboxStatus, Invitation, Lead, Role, Source, Stage
 from app.sources import services as sources
 from app.tenancy import tenant_scope
 from app.workspace import services as workspace
@@ -49,6 +50,22 @@ def _inbox_item(tenant, owner, make):
     return {"item_id": item.id}
 
 
+def _deal(tenant, owner, make):
+    return {"lead_id": make.lead(tenant, "New", owner=owner).id}
+
+
+def _stage_of(tenant, owner, make):
+    stage = db.session.scalar(
+        sa.select(Stage).where(Stage.tenant_id == tenant.id).execution_options(all_tenants=True)
+    )
+    return {"stage_id": stage.id, "after": "2026-01-01T00:00:00+00:00|1"}
+
+
+def _import_job(tenant, owner, make):
+    job = imports.store_upload(tenant, owner, "clients.csv", b"Name,Email\nAnna,anna@example.com\n")
+    return {"import_id": job.id}
+
+
 def _snapshot(tenant):
     """What an intruder must not be able to change in the victim's workspace."""
     rows = db.session.execute(
@@ -57,12 +74,18 @@ def _snapshot(tenant):
         .order_by(Source.id)
         .execution_options(all_tenants=True)
     ).all()
+    leads = db.session.execute(
+        sa.select(Lead.stage_id, Lead.owner_id, Lead.problem, Lead.last_activity_at)
+        .where(Lead.tenant_id == tenant.id)
+        .order_by(Lead.id)
+        .execution_options(all_tenants=True)
+    ).all()
     items = db.session.scalars(
         sa.select(InboxItem.status)
         .where(InboxItem.tenant_id == tenant.id)
         .execution_options(all_tenants=True)
     ).all()
-    return rows, items
+    return rows, items, leads
 
 
 # endpoint -> builder(tenant_a, owner_a, factories) -> URL values naming A's row
@@ -81,6 +104,19 @@ ID_ROUTES = {
     "sources.rotate_signing": _source,
     "sources.disable_signing": _source,
     "sources.inbox_item": _inbox_item,
+    "imports.mapping": _import_job,
+    "imports.start": _import_job,
+    "imports.show": _import_job,
+    "imports.progress": _import_job,
+    "imports.rejected_report": _import_job,
+    "conveyor.more_cards": _stage_of,
+    "conveyor.move": _deal,
+    "conveyor.lead": _deal,
+    "conveyor.qualify": _deal,
+    "conveyor.convert": _deal,
+    "conveyor.lose": _deal,
+    "conveyor.add_note": _deal,
+    "conveyor.log_touch": _deal,
 }
 
 

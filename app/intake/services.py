@@ -17,10 +17,12 @@ from app.intake import fields as intake_fields
 from app.intake import signing
 from app.models import (
     Contact,
+    EventKind,
     InboxItem,
     InboxStatus,
     IntakeKey,
     Lead,
+    LeadEvent,
     Membership,
     Phase,
     Role,
@@ -193,15 +195,13 @@ def _looks_like_a_bot(data: dict) -> bool:
     return time.time() - float(rendered_at) < MIN_FILL_SECONDS
 
 
-def _region(tenant_id: int) -> str:
-    tenant = db.session.get(Tenant, tenant_id)
-    if tenant is None:
-        return "US"
+def phone_region(tenant: Tenant) -> str:
+    """Where phone numbers written without a country code are read."""
     return REGION_BY_CURRENCY.get(tenant.currency) or REGION_BY_LANGUAGE.get(tenant.language, "US")
 
 
 def _accept(source: Source, item: InboxItem, data: dict, keys: list[str]) -> IntakeResult:
-    judgement = intake_fields.judge(data, _region(source.tenant_id))
+    judgement = intake_fields.judge(data, phone_region(db.session.get(Tenant, source.tenant_id)))
     item.fields = judgement.fields
     existing = _existing_lead_for(source, keys)
     if existing is not None:
@@ -359,6 +359,14 @@ def create_lead(source: Source, judgement: intake_fields.Judgement) -> Lead:
     )
     db.session.add(lead)
     db.session.flush()
+    db.session.add(
+        LeadEvent(
+            tenant_id=lead.tenant_id,
+            lead_id=lead.id,
+            kind=EventKind.INTAKE,
+            data={"source": source.name},
+        )
+    )
     return lead
 
 

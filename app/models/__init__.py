@@ -1,6 +1,19 @@
 """All models, imported so that mappers and Alembic see every table."""
 
+from app.models.activity import (
+    Conflict,
+    ConflictKind,
+    ConflictStatus,
+    EventKind,
+    LeadEvent,
+    LostReason,
+    Promise,
+    PromiseStatus,
+    Touch,
+    TouchChannel,
+)
 from app.models.base import Base, TenantScoped, utcnow
+from app.models.imports import ImportJob, ImportMode, ImportRejection, ImportStatus
 from app.models.intake import InboxItem, InboxStatus, IntakeKey
 from app.models.pipeline import Contact, Lead, Phase, Source, SourceKind, Stage
 from app.models.tenant import Invitation, Membership, Role, Tenant
@@ -8,7 +21,21 @@ from app.models.user import User
 
 __all__ = [
     "Base",
+    "Conflict",
+    "ConflictKind",
+    "ConflictStatus",
+    "EventKind",
+    "LeadEvent",
+    "LostReason",
+    "Promise",
+    "PromiseStatus",
+    "Touch",
+    "TouchChannel",
     "Contact",
+    "ImportJob",
+    "ImportMode",
+    "ImportRejection",
+    "ImportStatus",
     "InboxItem",
     "InboxStatus",
     "IntakeKey",

@@ -75,6 +75,11 @@ class Lead(TenantScoped, TimestampMixin, Base):
     """One inquiry moving along the conveyor; a lead in the account phase is a client."""
 
     __tablename__ = "lead"
+    __table_args__ = (
+        sa.Index("ix_lead_tenant_stage_activity", "tenant_id", "stage_id", "last_activity_at"),
+        sa.Index("ix_lead_tenant_owner_stage", "tenant_id", "owner_id", "stage_id"),
+        sa.Index("ix_lead_tenant_next_touch", "tenant_id", "next_touch_on"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     contact_id: Mapped[int] = mapped_column(sa.ForeignKey("contact.id", ondelete="CASCADE"))
@@ -95,6 +100,20 @@ class Lead(TenantScoped, TimestampMixin, Base):
     extra: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     # Captured while its source was paused or the workspace's billing had lapsed.
     flagged: Mapped[bool] = mapped_column(default=False)
+    qualified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lost_reason: Mapped[str | None] = mapped_column(sa.String(32))
+    lost_note: Mapped[str | None] = mapped_column(sa.String(500))
+    # A client's own touch cadence; the workspace's when empty.
+    cadence_days: Mapped[int | None] = mapped_column()
+    last_touch_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def is_qualified(self) -> bool:
+        """The three conditions of a sale are recorded: problem, money, timing."""
+        return bool(
+            (self.problem or "").strip() and (self.money or "").strip() and self.decision_date
+        )
 
     contact: Mapped[Contact] = relationship()
     source: Mapped[Source | None] = relationship()

@@ -29,6 +29,10 @@ class Tenant(TimestampMixin, Base):
     currency: Mapped[str] = mapped_column(sa.String(3), default="USD")
     touch_cadence_days: Mapped[int] = mapped_column(default=7)
     queue_size: Mapped[int] = mapped_column(default=20)
+    # Rules: each role's authority, written by the owner.
+    max_discount_percent: Mapped[int] = mapped_column(default=10)
+    closer_daily_capacity: Mapped[int] = mapped_column(default=20)
+    assignment_mode: Mapped[str] = mapped_column(sa.String(16), default="least_loaded")
 
     def __repr__(self) -> str:
         return f"<Tenant {self.slug}>"

@@ -1,0 +1,140 @@
+"""The board: columns per stage with counts, sums and the first cards of each.
+
+Whatever the number of deals, a board is three queries: stages, column totals,
+and the first cards of every column at once (a window function ranks them).
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import joinedload
+
+from app.extensions import db
+from app.models import Contact, Lead, Membership, Stage, Tenant
+from app.policy import scope_leads, visible_phases
+
+CARDS_PER_PAGE = 25
+
+
+@dataclass
+class BoardFilters:
+    source_id: int | None = None
+    owner_id: int | None = None
+    text: str = ""
+
+    @property
+    def active(self) -> bool:
+        return bool(self.source_id or self.owner_id or self.text)
+
+    def as_args(self) -> dict:
+        args = {"source": self.source_id, "owner": self.owner_id, "q": self.text or None}
+        return {k: v for k, v in args.items() if v}
+
+
+@dataclass
+class Column:
+    stage: Stage
+    count: int = 0
+    value_minor: int = 0
+    cards: list[Lead] = field(default_factory=list)
+
+    @property
+    def has_more(self) -> bool:
+        return len(self.cards) < self.count
+
+
+def _filtered(query, membership: Membership, filters: BoardFilters):
+    query = scope_leads(query.where(Lead.tenant_id == membership.tenant_id), membership)
+    if filters.source_id:
+        query = query.where(Lead.source_id == filters.source_id)
+    if filters.owner_id:
+        query = query.where(Lead.owner_id == filters.owner_id)
+    if filters.text:
+        pattern = f"%{filters.text.lower()}%"
+        query = query.join(Contact, Contact.id == Lead.contact_id).where(
+            sa.or_(
+                sa.func.lower(Contact.name).like(pattern),
+                sa.func.lower(sa.func.coalesce(Contact.email, "")).like(pattern),
+                sa.func.lower(sa.func.coalesce(Contact.phone, "")).like(pattern),
+                sa.func.lower(sa.func.coalesce(Contact.company, "")).like(pattern),
+                sa.func.lower(Lead.title).like(pattern),
+            )
+        )
+    return query
+
+
+def _with_card_data(query):
+    return query.options(joinedload(Lead.contact), joinedload(Lead.source), joinedload(Lead.owner))
+
+
+def build_stage_list(tenant: Tenant, membership: Membership) -> list[Stage]:
+    return list(
+        db.session.scalars(
+            sa.select(Stage)
+            .where(Stage.tenant_id == tenant.id, Stage.phase.in_(visible_phases(membership)))
+            .order_by(Stage.position)
+        )
+    )
+
+
+def build(tenant: Tenant, membership: Membership, filters: BoardFilters) -> list[Column]:
+    stages = build_stage_list(tenant, membership)
+    columns = {stage.id: Column(stage) for stage in stages}
+    totals = _filtered(
+        sa.select(
+            Lead.stage_id,
+            sa.func.count(Lead.id),
+            sa.func.coalesce(sa.func.sum(Lead.value_minor), 0),
+        ).join(Stage, Stage.id == Lead.stage_id),
+        membership,
+        filters,
+    ).group_by(Lead.stage_id)
+    for stage_id, count, value in db.session.execute(totals):
+        if stage_id in columns:
+            columns[stage_id].count, columns[stage_id].value_minor = count, value
+    rank = sa.func.row_number().over(
+        partition_by=Lead.stage_id, order_by=(Lead.last_activity_at.desc(), Lead.id.desc())
+    )
+    ranked = _filtered(
+        sa.select(Lead.id.label("lead_id"), rank.label("rank")).join(
+            Stage, Stage.id == Lead.stage_id
+        ),
+        membership,
+        filters,
+    ).subquery()
+    cards = db.session.scalars(
+        _with_card_data(
+            sa.select(Lead)
+            .join(ranked, ranked.c.lead_id == Lead.id)
+            .where(ranked.c.rank <= CARDS_PER_PAGE)
+            .order_by(Lead.stage_id, ranked.c.rank)
+        )
+    ).unique()
+    for card in cards:
+        columns[card.stage_id].cards.append(card)
+    return list(columns.values())
+
+
+def more_cards(
+    membership: Membership, stage: Stage, filters: BoardFilters, after: tuple[datetime, int]
+) -> list[Lead]:
+    """The next page of one column, after the card (last activity, id) shown last."""
+    activity, lead_id = after
+    query = _filtered(
+        sa.select(Lead).join(Stage, Stage.id == Lead.stage_id).where(Lead.stage_id == stage.id),
+        membership,
+        filters,
+    ).where(
+        sa.or_(
+            Lead.last_activity_at < activity,
+            sa.and_(Lead.last_activity_at == activity, Lead.id < lead_id),
+        )
+    )
+    return list(
+        db.session.scalars(
+            _with_card_data(
+                query.order_by(Lead.last_activity_at.desc(), Lead.id.desc()).limit(CARDS_PER_PAGE)
+            )
+        ).unique()
+    )

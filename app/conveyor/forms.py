@@ -1,0 +1,67 @@
+from decimal import Decimal, InvalidOperation
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import DateField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
+
+from app.models.activity import LostReason, TouchChannel
+
+
+def lost_reason_choices():
+    return [
+        SelectChoice(LostReason.NO_PROBLEM.value, _l("No problem to solve")),
+        SelectChoice(LostReason.NO_MONEY.value, _l("No money")),
+        SelectChoice(LostReason.BAD_TIMING.value, _l("Bad timing")),
+        SelectChoice(LostReason.UNREACHABLE.value, _l("Unreachable")),
+        SelectChoice(LostReason.JUNK.value, _l("Junk or fake")),
+        SelectChoice(LostReason.COMPETITOR.value, _l("Chose a competitor")),
+        SelectChoice(LostReason.OTHER.value, _l("Other")),
+    ]
+
+
+def channel_choices():
+    return [
+        SelectChoice(TouchChannel.CALL.value, _l("Call")),
+        SelectChoice(TouchChannel.MESSAGE.value, _l("Message")),
+        SelectChoice(TouchChannel.EMAIL.value, _l("Email")),
+        SelectChoice(TouchChannel.MEETING.value, _l("Meeting")),
+        SelectChoice(TouchChannel.VISIT.value, _l("Visit")),
+    ]
+
+
+def parse_money(text: str | None) -> int | None:
+    """Minor units from '1 200,50' or '1200.5'; None when it is not an amount."""
+    try:
+        value = Decimal((text or "0").replace(" ", "").replace("\u00a0", "").replace(",", "."))
+    except InvalidOperation:
+        return None
+    if value < 0 or value > 10**9 or value != value.quantize(Decimal("0.01")):
+        return None
+    return int(value * 100)
+
+
+class QualificationForm(FlaskForm):
+    problem = TextAreaField(_l("Problem: what do they need?"), validators=[Length(max=2000)])
+    money = StringField(_l("Money: budget, or “confirmed”"), validators=[Length(max=200)])
+    decision_date = DateField(_l("Timing: expected decision date"), validators=[Optional()])
+    value = StringField(_l("Deal value"), default="0")
+
+    def validate_value(self, field):
+        if parse_money(field.data) is None:
+            raise ValidationError(_l("Enter an amount such as 500 or 1200.50."))
+
+
+class LoseForm(FlaskForm):
+    reason = SelectField(_l("Why was it lost?"), choices=lost_reason_choices)
+    note = StringField(_l("What happened"), validators=[Length(max=500)])
+
+
+class NoteForm(FlaskForm):
+    text = TextAreaField(_l("Note"), validators=[DataRequired(), Length(max=5000)])
+
+
+class TouchForm(FlaskForm):
+    channel = SelectField(_l("How"), choices=channel_choices)
+    outcome = StringField(_l("Outcome"), validators=[DataRequired(), Length(max=200)])
+    note = TextAreaField(_l("Note"), validators=[Length(max=2000)])

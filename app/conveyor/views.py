@@ -1,0 +1,277 @@
+"""The board, the lead page with the qualification gate, and the closer's Today queue."""
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask import abort, flash, g, request, url_for
+from flask_babel import gettext as _
+
+from app.conveyor import board as board_service
+from app.conveyor import bp, services, today
+from app.conveyor.forms import LoseForm, NoteForm, QualificationForm, TouchForm, parse_money
+from app.extensions import db
+from app.htmx import is_htmx_request, local_path_or, redirect_to, render
+from app.models import InboxItem, Membership, Role, Source, Stage, User
+from app.models.activity import LostReason, TouchChannel
+from app.policy import can, requires, visible_phases
+from app.tenancy import get_for_tenant_or_404
+
+
+def _filters() -> board_service.BoardFilters:
+    return board_service.BoardFilters(
+        source_id=request.values.get("source", type=int),
+        owner_id=request.values.get("owner", type=int),
+        text=(request.values.get("q") or "").strip()[:100],
+    )
+
+
+def _board_response(filters, error: str | None = None, http_status: int = 200):
+    columns = board_service.build(g.tenant, g.membership, filters)
+    return render(
+        "conveyor/board.html",
+        "conveyor/_board.html",
+        http_status=http_status,
+        columns=columns,
+        filters=filters,
+        error=error,
+        today=services.local_today(g.tenant),
+        all_stages=[c.stage for c in columns],
+        sources=_filter_sources(),
+        owners=_filter_owners(),
+    )
+
+
+def _filter_sources():
+    if not can("sources.manage"):
+        return []
+    return list(
+        db.session.scalars(
+            sa.select(Source).where(Source.tenant_id == g.tenant.id).order_by(Source.name)
+        )
+    )
+
+
+def _filter_owners():
+    if g.membership.role != Role.OWNER:
+        return []
+    return list(
+        db.session.scalars(
+            sa.select(User)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.tenant_id == g.tenant.id)
+            .order_by(User.name)
+        )
+    )
+
+
+@bp.route("/board")
+@requires("board.view")
+def board():
+    return _board_response(_filters())
+
+
+@bp.route("/board/stages/<int:stage_id>/more")
+@requires("board.view")
+def more_cards(stage_id: int):
+    stage = get_for_tenant_or_404(Stage, stage_id)
+    if stage.phase not in visible_phases(g.membership):
+        abort(404)
+    try:
+        activity, lead_id = request.args["after"].rsplit("|", 1)
+        after = (datetime.fromisoformat(activity), int(lead_id))
+    except (KeyError, ValueError):
+        abort(400)
+    filters = _filters()
+    cards = board_service.more_cards(g.membership, stage, filters, after)
+    return render(
+        "conveyor/_more_cards.html",
+        cards=cards,
+        stage=stage,
+        filters=filters,
+        has_more=len(cards) == board_service.CARDS_PER_PAGE,
+        today=services.local_today(g.tenant),
+        all_stages=board_service.build_stage_list(g.tenant, g.membership),
+    )
+
+
+@bp.route("/deals/<int:lead_id>/move", methods=["POST"])
+@requires("board.view")
+def move(lead_id: int):
+    lead = services.lead_for_member_or_404(g.membership, lead_id)
+    target = get_for_tenant_or_404(Stage, request.form.get("stage_id", type=int) or 0)
+    error = None
+    try:
+        services.move_lead(g.membership, lead, target)
+    except services.MoveRefused as refusal:
+        db.session.rollback()
+        error = str(refusal)
+    if is_htmx_request() and request.form.get("from") == "board":
+        return _board_response(_filters(), error=error, http_status=422 if error else 200)
+    flash(error or _("Moved to %(stage)s.", stage=target.name), "error" if error else "success")
+    return redirect_to(
+        local_path_or(url_for("conveyor.lead", lead_id=lead.id), request.form.get("next"))
+    )
+
+
+def _lead_page(
+    lead, qualification=None, lose_form=None, note_form=None, touch_form=None, http_status=200
+):
+    tenant_today = services.local_today(g.tenant)
+    qualification = qualification or QualificationForm(
+        data={
+            "problem": lead.problem,
+            "money": lead.money,
+            "decision_date": lead.decision_date,
+            "value": f"{lead.value_minor / 100:.2f}",
+        }
+    )
+    closers = []
+    if g.membership.role == Role.OWNER:
+        closers = list(
+            db.session.scalars(
+                sa.select(User)
+                .join(Membership, Membership.user_id == User.id)
+                .where(
+                    Membership.tenant_id == g.tenant.id,
+                    Membership.role == Role.CLOSER,
+                    Membership.active.is_(True),
+                )
+                .order_by(User.name)
+            )
+        )
+    next_lead = None
+    if g.membership.role == Role.CLOSER:
+        queue_ids = [item.id for item in today.queue(g.tenant, g.membership, tenant_today)]
+        if lead.id in queue_ids and queue_ids.index(lead.id) + 1 < len(queue_ids):
+            next_lead = queue_ids[queue_ids.index(lead.id) + 1]
+    inbox_items = list(
+        db.session.scalars(
+            sa.select(InboxItem)
+            .where(InboxItem.tenant_id == g.tenant.id, InboxItem.lead_id == lead.id)
+            .order_by(InboxItem.id)
+        )
+    )
+    return render(
+        "conveyor/lead.html",
+        http_status=http_status,
+        lead=lead,
+        stage=lead.stage,
+        events=services.timeline(lead),
+        qualification=qualification,
+        lose_form=lose_form or LoseForm(),
+        note_form=note_form or NoteForm(),
+        touch_form=touch_form or TouchForm(),
+        closers=closers,
+        next_lead=next_lead,
+        inbox_items=inbox_items,
+        today=tenant_today,
+        stages=services.stages(g.tenant, visible_phases(g.membership)),
+    )
+
+
+@bp.route("/deals/<int:lead_id>")
+@requires("board.view")
+def lead(lead_id: int):
+    return _lead_page(services.lead_for_member_or_404(g.membership, lead_id))
+
+
+@bp.route("/deals/<int:lead_id>/qualification", methods=["POST"])
+@requires("leads.qualify")
+def qualify(lead_id: int):
+    lead = services.lead_for_member_or_404(g.membership, lead_id)
+    form = QualificationForm()
+    if not form.validate_on_submit():
+        return _lead_page(lead, qualification=form, http_status=422)
+    services.save_qualification(
+        g.membership,
+        lead,
+        form.problem.data or "",
+        form.money.data or "",
+        form.decision_date.data,
+        parse_money(form.value.data),
+    )
+    if lead.is_qualified:
+        flash(_("Qualified: problem, money and timing are recorded."), "success")
+    else:
+        flash(_("Saved. Record all three conditions to send it to conversion."), "info")
+    return redirect_to(url_for("conveyor.lead", lead_id=lead.id))
+
+
+@bp.route("/deals/<int:lead_id>/convert", methods=["POST"])
+@requires("leads.qualify")
+def convert(lead_id: int):
+    lead = services.lead_for_member_or_404(g.membership, lead_id)
+    closer_id = request.form.get("closer_id", type=int)
+    try:
+        services.send_to_conversion(g.membership, lead, closer_id)
+    except services.MoveRefused as refusal:
+        db.session.rollback()
+        flash(str(refusal), "error")
+        return redirect_to(url_for("conveyor.lead", lead_id=lead.id))
+    if lead.owner_id:
+        flash(_("Sent to %(name)s for conversion.", name=lead.owner.name), "success")
+    else:
+        flash(_("Sent to conversion; no closer is free, so the owner assigns it."), "info")
+    if g.membership.role == Role.OWNER:
+        return redirect_to(url_for("conveyor.lead", lead_id=lead.id))
+    return redirect_to(url_for("conveyor.board"))
+
+
+@bp.route("/deals/<int:lead_id>/lose", methods=["POST"])
+@requires("board.view")
+def lose(lead_id: int):
+    lead = services.lead_for_member_or_404(g.membership, lead_id)
+    form = LoseForm()
+    if form.validate_on_submit():
+        try:
+            services.lose(g.membership, lead, LostReason(form.reason.data), form.note.data or "")
+        except services.MoveRefused as refusal:
+            db.session.rollback()
+            form.note.errors = [*form.note.errors, str(refusal)]
+        else:
+            flash(_("Closed as lost."), "info")
+            return redirect_to(url_for("conveyor.board"))
+    return _lead_page(lead, lose_form=form, http_status=422)
+
+
+@bp.route("/deals/<int:lead_id>/notes", methods=["POST"])
+@requires("board.view")
+def add_note(lead_id: int):
+    lead = services.lead_for_member_or_404(g.membership, lead_id)
+    form = NoteForm()
+    if not form.validate_on_submit():
+        return _lead_page(lead, note_form=form, http_status=422)
+    services.add_note(g.membership, lead, form.text.data)
+    return redirect_to(url_for("conveyor.lead", lead_id=lead.id))
+
+
+@bp.route("/deals/<int:lead_id>/touches", methods=["POST"])
+@requires("board.view")
+def log_touch(lead_id: int):
+    lead = services.lead_for_member_or_404(g.membership, lead_id)
+    form = TouchForm()
+    back = local_path_or(url_for("conveyor.lead", lead_id=lead.id), request.form.get("next"))
+    if not form.validate_on_submit():
+        if request.form.get("next"):
+            flash(_("Say how it went: the outcome is needed."), "error")
+            return redirect_to(back)
+        return _lead_page(lead, touch_form=form, http_status=422)
+    services.log_touch(
+        g.membership, lead, TouchChannel(form.channel.data), form.outcome.data, form.note.data or ""
+    )
+    flash(_("Touch logged."), "success")
+    return redirect_to(back)
+
+
+@bp.route("/today")
+@requires("deals.convert")
+def today_queue():
+    tenant_today = services.local_today(g.tenant)
+    leads = today.queue(g.tenant, g.membership, tenant_today)
+    return render(
+        "conveyor/today.html",
+        leads=leads,
+        today=tenant_today,
+        in_window=today.in_window,
+        touch_form=TouchForm(),
+    )

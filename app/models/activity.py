@@ -1,0 +1,133 @@
+"""What happens to a lead over time: its timeline, touches, promises and conflicts."""
+
+import enum
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.models.base import Base, TenantScoped, UTCDateTime, str_enum, utcnow
+
+
+class EventKind(enum.StrEnum):
+    INTAKE = "intake"
+    IMPORTED = "imported"
+    STAGE_MOVED = "stage_moved"
+    ASSIGNED = "assigned"
+    QUALIFIED = "qualified"
+    NOTE = "note"
+    TOUCH = "touch"
+    WON = "won"
+    LOST = "lost"
+    HANDED_OFF = "handed_off"
+    PROMISE_DECIDED = "promise_decided"
+
+
+class LostReason(enum.StrEnum):
+    NO_PROBLEM = "no_problem"
+    NO_MONEY = "no_money"
+    BAD_TIMING = "bad_timing"
+    UNREACHABLE = "unreachable"
+    JUNK = "junk"
+    COMPETITOR = "competitor"
+    OTHER = "other"
+
+
+class TouchChannel(enum.StrEnum):
+    CALL = "call"
+    MESSAGE = "message"
+    EMAIL = "email"
+    MEETING = "meeting"
+    VISIT = "visit"
+
+
+class PromiseStatus(enum.StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    FLAGGED = "flagged"
+
+
+class ConflictKind(enum.StrEnum):
+    SOURCE_QUALITY = "source_quality"
+    PROMISE_FLAGGED = "promise_flagged"
+    PROMISE_BEYOND_AUTHORITY = "promise_beyond_authority"
+    CADENCE_MISSED = "cadence_missed"
+    LEAD_UNTOUCHED = "lead_untouched"
+
+
+class ConflictStatus(enum.StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class LeadEvent(TenantScoped, Base):
+    """One line of a lead's timeline; ``data`` holds what the line needs to be read."""
+
+    __tablename__ = "lead_event"
+    __table_args__ = (sa.Index("ix_lead_event_lead_created", "lead_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(sa.ForeignKey("lead.id", ondelete="CASCADE"))
+    actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
+    kind: Mapped[EventKind] = mapped_column(str_enum(EventKind, 24))
+    data: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    actor: Mapped["User | None"] = relationship()  # noqa: F821
+
+
+class Touch(TenantScoped, Base):
+    """A call, message, meeting… with a client or lead, done or scheduled."""
+
+    __tablename__ = "touch"
+    __table_args__ = (sa.Index("ix_touch_lead_happened", "lead_id", "happened_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(sa.ForeignKey("lead.id", ondelete="CASCADE"))
+    actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
+    channel: Mapped[TouchChannel] = mapped_column(str_enum(TouchChannel, 16))
+    outcome: Mapped[str] = mapped_column(sa.String(200), default="")
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    happened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Promise(TenantScoped, Base):
+    """Something the closer promised the client, for the account manager to keep."""
+
+    __tablename__ = "promise"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(sa.ForeignKey("lead.id", ondelete="CASCADE"), index=True)
+    made_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(sa.String(500))
+    discount_percent: Mapped[int | None] = mapped_column()
+    due_on: Mapped[date | None] = mapped_column(sa.Date)
+    status: Mapped[PromiseStatus] = mapped_column(
+        str_enum(PromiseStatus, 16), default=PromiseStatus.PENDING
+    )
+    flag_reason: Mapped[str | None] = mapped_column(sa.String(500))
+    decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Conflict(TenantScoped, Base):
+    """A problem between stages that the owner must see (listed fully by the radar)."""
+
+    __tablename__ = "conflict"
+    __table_args__ = (sa.Index("ix_conflict_tenant_status", "tenant_id", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[ConflictKind] = mapped_column(str_enum(ConflictKind, 32))
+    status: Mapped[ConflictStatus] = mapped_column(
+        str_enum(ConflictStatus, 16), default=ConflictStatus.OPEN
+    )
+    lead_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lead.id", ondelete="CASCADE"))
+    source_id: Mapped[int | None] = mapped_column(sa.ForeignKey("source.id", ondelete="CASCADE"))
+    promise_id: Mapped[int | None] = mapped_column(sa.ForeignKey("promise.id", ondelete="CASCADE"))
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
+    details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    resolution_note: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
