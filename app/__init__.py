@@ -59,6 +59,7 @@ def _load_user(user_id: str):
 
 def register_blueprints(app: Flask) -> None:
     from app.auth import bp as auth_bp
+    from app.clients import bp as clients_bp
     from app.conveyor import bp as conveyor_bp
     from app.imports import bp as imports_bp
     from app.intake import bp as intake_bp
@@ -76,6 +77,7 @@ def register_blueprints(app: Flask) -> None:
         leads_bp,
         imports_bp,
         conveyor_bp,
+        clients_bp,
     ):
         app.register_blueprint(blueprint)
 

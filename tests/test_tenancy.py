@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.imports import services as imports
-from app.models import InboxItem, InboxStatus, Invitation, Lead, Role, Source, Stage
+from app.models import InboxItem, InboxStatus, Invitation, Lead, Promise, Role, Source, Stage
 from app.sources import services as sources
 from app.tenancy import tenant_scope
 from app.workspace import services as workspace
@@ -66,6 +66,24 @@ def _import_job(tenant, owner, make):
     return {"import_id": job.id}
 
 
+def _promise(tenant, owner, make):
+    lead = make.lead(tenant, "Client", owner=owner)
+    promise = Promise(tenant_id=tenant.id, lead_id=lead.id, text="Free delivery")
+    db.session.add(promise)
+    db.session.commit()
+    return {"promise_id": promise.id}
+
+
+def _client(tenant, owner, make):
+    return {"lead_id": make.lead(tenant, "Client", owner=owner).id}
+
+
+def _member_with_work(tenant, owner, make):
+    closer = make.member(tenant, Role.CLOSER)
+    make.lead(tenant, "Proposal", owner=closer)
+    return {"membership_id": make.membership_of(tenant, closer).id}
+
+
 def _snapshot(tenant):
     """What an intruder must not be able to change in the victim's workspace."""
     rows = db.session.execute(
@@ -80,12 +98,23 @@ def _snapshot(tenant):
         .order_by(Lead.id)
         .execution_options(all_tenants=True)
     ).all()
+    stages = db.session.execute(
+        sa.select(Stage.name, Stage.position, Stage.rot_days)
+        .where(Stage.tenant_id == tenant.id)
+        .order_by(Stage.id)
+        .execution_options(all_tenants=True)
+    ).all()
+    promises = db.session.scalars(
+        sa.select(Promise.status)
+        .where(Promise.tenant_id == tenant.id)
+        .execution_options(all_tenants=True)
+    ).all()
     items = db.session.scalars(
         sa.select(InboxItem.status)
         .where(InboxItem.tenant_id == tenant.id)
         .execution_options(all_tenants=True)
     ).all()
-    return rows, items, leads
+    return rows, items, leads, stages, promises
 
 
 # endpoint -> builder(tenant_a, owner_a, factories) -> URL values naming A's row
@@ -110,6 +139,13 @@ ID_ROUTES = {
     "imports.progress": _import_job,
     "imports.rejected_report": _import_job,
     "conveyor.more_cards": _stage_of,
+    "conveyor.win": _deal,
+    "clients.accept_promise": _promise,
+    "clients.flag_promise": _promise,
+    "clients.new_sale": _client,
+    "workspace.update_stage": _stage_of,
+    "workspace.move_stage": _stage_of,
+    "workspace.handover": _member_with_work,
     "conveyor.move": _deal,
     "conveyor.lead": _deal,
     "conveyor.qualify": _deal,

@@ -2,8 +2,18 @@ from decimal import Decimal, InvalidOperation
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, SelectChoice, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms import (
+    DateField,
+    FieldList,
+    Form,
+    FormField,
+    IntegerField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 from app.models.activity import LostReason, TouchChannel
 
@@ -65,3 +75,27 @@ class TouchForm(FlaskForm):
     channel = SelectField(_l("How"), choices=channel_choices)
     outcome = StringField(_l("Outcome"), validators=[DataRequired(), Length(max=200)])
     note = TextAreaField(_l("Note"), validators=[Length(max=2000)])
+
+
+class PromiseForm(Form):
+    """One promise made to the client (all parts optional: an empty row is skipped)."""
+
+    text = StringField(_l("What was promised"), validators=[Length(max=500)])
+    discount_percent = IntegerField(_l("Discount, %"), validators=[Optional(), NumberRange(0, 100)])
+    due_on = DateField(_l("Due"), validators=[Optional()])
+
+
+class WinForm(FlaskForm):
+    value = StringField(_l("Deal value"), default="0")
+    account_manager_id = SelectField(_l("Account manager"), coerce=int, choices=[])
+    promises = FieldList(FormField(PromiseForm), min_entries=3, max_entries=10)
+
+    def validate_value(self, field):
+        if parse_money(field.data) is None:
+            raise ValidationError(_l("Enter an amount such as 500 or 1200.50."))
+
+
+class FlagForm(FlaskForm):
+    reason = StringField(
+        _l("Why can it not be kept?"), validators=[DataRequired(), Length(max=500)]
+    )

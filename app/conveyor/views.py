@@ -5,10 +5,18 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask import abort, flash, g, request, url_for
 from flask_babel import gettext as _
+from wtforms import SelectChoice
 
 from app.conveyor import board as board_service
-from app.conveyor import bp, services, today
-from app.conveyor.forms import LoseForm, NoteForm, QualificationForm, TouchForm, parse_money
+from app.conveyor import bp, handoff, services, today
+from app.conveyor.forms import (
+    LoseForm,
+    NoteForm,
+    QualificationForm,
+    TouchForm,
+    WinForm,
+    parse_money,
+)
 from app.extensions import db
 from app.htmx import is_htmx_request, local_path_or, redirect_to, render
 from app.models import InboxItem, Membership, Role, Source, Stage, User
@@ -274,4 +282,49 @@ def today_queue():
         today=tenant_today,
         in_window=today.in_window,
         touch_form=TouchForm(),
+    )
+
+
+def _win_form(lead) -> WinForm:
+    form = WinForm()
+    if request.method == "GET":
+        form.value.data = f"{lead.value_minor / 100:.2f}"
+    managers = handoff.account_managers(g.tenant.id)
+    form.account_manager_id.choices = [SelectChoice(0, _("The least loaded account manager"))] + [
+        SelectChoice(m.user_id, m.user.name) for m in managers
+    ]
+    return form
+
+
+@bp.route("/deals/<int:lead_id>/win", methods=["GET", "POST"])
+@requires("deals.convert")
+def win(lead_id: int):
+    lead = services.lead_for_member_or_404(g.membership, lead_id)
+    form = _win_form(lead)
+    if form.validate_on_submit():
+        promises = [
+            handoff.PromiseInput(p.text.data, p.discount_percent.data, p.due_on.data)
+            for p in form.promises
+            if (p.text.data or "").strip()
+        ]
+        try:
+            handoff.win(
+                g.membership,
+                lead,
+                parse_money(form.value.data),
+                promises,
+                form.account_manager_id.data or None,
+            )
+        except services.MoveRefused as refusal:
+            db.session.rollback()
+            flash(str(refusal), "error")
+        else:
+            flash(_("Won and handed off with %(num)d promises.", num=len(promises)), "success")
+            return redirect_to(url_for("conveyor.today_queue"))
+    return render(
+        "conveyor/win.html",
+        http_status=422 if form.errors else 200,
+        lead=lead,
+        form=form,
+        max_discount=g.tenant.max_discount_percent,
     )

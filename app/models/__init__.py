@@ -1,6 +1,7 @@
 """All models, imported so that mappers and Alembic see every table."""
 
 from app.models.activity import (
+    AuditEntry,
     Conflict,
     ConflictKind,
     ConflictStatus,
@@ -20,6 +21,7 @@ from app.models.tenant import Invitation, Membership, Role, Tenant
 from app.models.user import User
 
 __all__ = [
+    "AuditEntry",
     "Base",
     "Conflict",
     "ConflictKind",

@@ -102,6 +102,7 @@ class Lead(TenantScoped, TimestampMixin, Base):
     flagged: Mapped[bool] = mapped_column(default=False)
     qualified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    won_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lost_reason: Mapped[str | None] = mapped_column(sa.String(32))
     lost_note: Mapped[str | None] = mapped_column(sa.String(500))
     # A client's own touch cadence; the workspace's when empty.

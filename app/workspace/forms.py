@@ -56,3 +56,30 @@ class RoleForm(FlaskForm):
 
 class NewWorkspaceForm(FlaskForm):
     name = StringField(_l("Business name"), validators=[DataRequired(), Length(max=120)])
+
+
+class RulesForm(FlaskForm):
+    max_discount_percent = IntegerField(
+        _l("Largest discount a closer may promise, %"), validators=[NumberRange(0, 100)]
+    )
+    closer_daily_capacity = IntegerField(
+        _l("New deals a closer takes per day"), validators=[NumberRange(1, 500)]
+    )
+    queue_size = IntegerField(
+        _l("Leads in a closer's morning queue"), validators=[NumberRange(1, 200)]
+    )
+    touch_cadence_days = IntegerField(
+        _l("Touch every client every N days"), validators=[NumberRange(1, 90)]
+    )
+    assignment_mode = SelectField(
+        _l("How qualified leads reach closers"),
+        choices=[
+            SelectChoice("least_loaded", _l("Least loaded first")),
+            SelectChoice("round_robin", _l("Round robin")),
+        ],
+    )
+
+
+class StageForm(FlaskForm):
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=64)])
+    rot_days = IntegerField(_l("Rotting after N idle days"), validators=[NumberRange(1, 365)])

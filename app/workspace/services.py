@@ -218,3 +218,50 @@ def change_role(tenant: Tenant, membership: Membership, role: Role) -> None:
         _guard_last_owner(tenant, membership)
     membership.role = role
     db.session.commit()
+
+
+RULE_FIELDS = (
+    "max_discount_percent",
+    "closer_daily_capacity",
+    "queue_size",
+    "touch_cadence_days",
+    "assignment_mode",
+)
+
+
+def update_rules(tenant: Tenant, data: dict) -> None:
+    for name in RULE_FIELDS:
+        setattr(tenant, name, data[name])
+    db.session.commit()
+
+
+def stage_list(tenant: Tenant) -> list[Stage]:
+    return list(
+        db.session.scalars(
+            sa.select(Stage).where(Stage.tenant_id == tenant.id).order_by(Stage.position)
+        )
+    )
+
+
+def update_stage(tenant: Tenant, stage: Stage, name: str, rot_days: int) -> None:
+    name = name.strip()
+    taken = db.session.scalar(
+        sa.select(Stage.id).where(
+            Stage.tenant_id == tenant.id, Stage.name == name, Stage.id != stage.id
+        )
+    )
+    if taken:
+        raise WorkspaceError(_l("Another stage has this name."), field="name")
+    stage.name, stage.rot_days = name, rot_days
+    db.session.commit()
+
+
+def move_stage(tenant: Tenant, stage: Stage, step: int) -> None:
+    """Swap a stage with its neighbour inside the same phase (phases keep their order)."""
+    siblings = [s for s in stage_list(tenant) if s.phase == stage.phase]
+    index = siblings.index(stage)
+    other = index + step
+    if 0 <= other < len(siblings):
+        neighbour = siblings[other]
+        stage.position, neighbour.position = neighbour.position, stage.position
+        db.session.commit()

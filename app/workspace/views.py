@@ -2,17 +2,25 @@
 
 from zoneinfo import available_timezones
 
-from flask import abort, flash, g, session, url_for
+from flask import abort, flash, g, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from app.extensions import db
 from app.htmx import redirect_to, render
-from app.models import Invitation, Membership, Role
+from app.models import Invitation, Membership, Role, Stage
 from app.policy import requires
 from app.tenancy import active_memberships, get_for_tenant_or_404
 from app.workspace import bp, services
-from app.workspace.forms import InviteForm, NewWorkspaceForm, RoleForm, SettingsForm
+from app.workspace import handover as handover_service
+from app.workspace.forms import (
+    InviteForm,
+    NewWorkspaceForm,
+    RoleForm,
+    RulesForm,
+    SettingsForm,
+    StageForm,
+)
 
 
 @bp.route("/settings", methods=["GET", "POST"])
@@ -151,3 +159,74 @@ def new_workspace():
         flash(_("Workspace %(name)s created.", name=tenant.name), "success")
         return redirect_to(url_for("main.dashboard"))
     return render("workspace/new.html", form=form)
+
+
+@bp.route("/rules", methods=["GET", "POST"])
+@requires("rules.manage")
+def rules():
+    form = RulesForm(obj=g.tenant)
+    if form.validate_on_submit():
+        services.update_rules(g.tenant, form.data)
+        flash(_("Rules saved."), "success")
+        return redirect_to(url_for("workspace.rules"))
+    return render(
+        "workspace/rules.html",
+        http_status=422 if form.errors else 200,
+        form=form,
+        stages=services.stage_list(g.tenant),
+    )
+
+
+@bp.route("/rules/stages/<int:stage_id>", methods=["POST"])
+@requires("rules.manage")
+def update_stage(stage_id: int):
+    stage = get_for_tenant_or_404(Stage, stage_id)
+    form = StageForm()
+    if not form.validate_on_submit():
+        flash(_("A stage needs a name and a rotting threshold of 1 to 365 days."), "error")
+    else:
+        try:
+            services.update_stage(g.tenant, stage, form.name.data, form.rot_days.data)
+        except services.WorkspaceError as error:
+            flash(str(error), "error")
+        else:
+            flash(_("Stage saved."), "success")
+    return redirect_to(url_for("workspace.rules"))
+
+
+@bp.route("/rules/stages/<int:stage_id>/move", methods=["POST"])
+@requires("rules.manage")
+def move_stage(stage_id: int):
+    stage = get_for_tenant_or_404(Stage, stage_id)
+    services.move_stage(g.tenant, stage, -1 if request.form.get("direction") == "up" else 1)
+    return redirect_to(url_for("workspace.rules"))
+
+
+@bp.route("/team/members/<int:membership_id>/handover", methods=["GET", "POST"])
+@requires("team.handover")
+def handover(membership_id: int):
+    membership = get_for_tenant_or_404(Membership, membership_id)
+    if not membership.active:
+        abort(404)
+    if request.method == "POST":
+        recipients = [int(v) for v in request.form.getlist("recipients") if v.isdigit()]
+        try:
+            summary = handover_service.hand_over(g.tenant, current_user, membership, recipients)
+        except services.WorkspaceError as error:
+            flash(str(error), "error")
+        else:
+            flash(
+                _(
+                    "%(name)s is deactivated; %(num)d open items were handed over.",
+                    name=membership.user.name,
+                    num=summary["moved"],
+                ),
+                "success",
+            )
+            return redirect_to(url_for("workspace.team"))
+    return render(
+        "workspace/handover.html",
+        member=membership,
+        work=handover_service.open_work(g.tenant, membership.user_id),
+        candidates=handover_service.candidates(g.tenant, membership),
+    )

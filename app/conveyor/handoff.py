@@ -1,0 +1,216 @@
+"""Winning a deal: the promises made pass with the client to an account manager.
+
+Promises beyond the closer's authority, and promises the account manager flags,
+are recorded as conflicts for the owner.
+"""
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+
+from app.conveyor.services import MoveRefused, local_today, record_event
+from app.extensions import db
+from app.models import (
+    Conflict,
+    ConflictKind,
+    EventKind,
+    Lead,
+    Membership,
+    Phase,
+    Promise,
+    PromiseStatus,
+    Role,
+    Stage,
+    Tenant,
+    utcnow,
+)
+
+
+@dataclass
+class PromiseInput:
+    text: str
+    discount_percent: int | None = None
+    due_on: date | None = None
+
+
+def record_conflict(tenant_id: int, kind: ConflictKind, **fields) -> Conflict:
+    conflict = Conflict(tenant_id=tenant_id, kind=kind, **fields)
+    db.session.add(conflict)
+    return conflict
+
+
+def _account_stage(tenant_id: int) -> Stage:
+    return db.session.scalar(
+        sa.select(Stage)
+        .where(Stage.tenant_id == tenant_id, Stage.phase == Phase.ACCOUNT)
+        .order_by(Stage.position)
+        .limit(1)
+    )
+
+
+def account_managers(tenant_id: int) -> list[Membership]:
+    return list(
+        db.session.scalars(
+            sa.select(Membership)
+            .where(
+                Membership.tenant_id == tenant_id,
+                Membership.role == Role.ACCOUNT_MANAGER,
+                Membership.active.is_(True),
+            )
+            .order_by(Membership.id)
+        )
+    )
+
+
+def least_loaded_account_manager(tenant_id: int) -> Membership | None:
+    managers = account_managers(tenant_id)
+    if not managers:
+        return None
+    loads = dict(
+        db.session.execute(
+            sa.select(Lead.owner_id, sa.func.count(Lead.id))
+            .join(Stage, Stage.id == Lead.stage_id)
+            .where(Lead.tenant_id == tenant_id, Stage.phase == Phase.ACCOUNT)
+            .group_by(Lead.owner_id)
+        ).all()
+    )
+    return min(managers, key=lambda m: (loads.get(m.user_id, 0), m.id))
+
+
+def win(
+    membership: Membership,
+    lead: Lead,
+    value_minor: int,
+    promises: list[PromiseInput],
+    account_manager_id: int | None = None,
+) -> Lead:
+    """Close the deal as won and hand the client over with the promises made."""
+    stage = lead.stage
+    if stage.phase != Phase.CONVERSION or stage.is_won or stage.is_lost:
+        raise MoveRefused(_l("Only an open deal in conversion can be won."))
+    tenant = db.session.get(Tenant, lead.tenant_id)
+    if account_manager_id:
+        manager = next(
+            (m for m in account_managers(tenant.id) if m.user_id == account_manager_id), None
+        )
+        if manager is None:
+            raise MoveRefused(_l("Choose an active account manager."))
+    else:
+        manager = least_loaded_account_manager(tenant.id)
+    now = utcnow()
+    lead.value_minor = value_minor
+    lead.won_at = lead.closed_at = now
+    lead.stage_id = _account_stage(tenant.id).id
+    lead.owner_id = manager.user_id if manager else tenant_owner_id(tenant.id)
+    lead.next_touch_on = local_today(tenant) + timedelta(
+        days=lead.cadence_days or tenant.touch_cadence_days
+    )
+    record_event(lead, membership.user, EventKind.WON, value_minor=value_minor)
+    for item in promises:
+        promise = Promise(
+            tenant_id=tenant.id,
+            lead_id=lead.id,
+            made_by_id=membership.user_id,
+            text=item.text.strip()[:500],
+            discount_percent=item.discount_percent,
+            due_on=item.due_on,
+        )
+        db.session.add(promise)
+        db.session.flush()
+        if (item.discount_percent or 0) > tenant.max_discount_percent:
+            record_conflict(
+                tenant.id,
+                ConflictKind.PROMISE_BEYOND_AUTHORITY,
+                lead_id=lead.id,
+                promise_id=promise.id,
+                user_id=membership.user_id,
+                details={
+                    "discount_percent": item.discount_percent,
+                    "limit": tenant.max_discount_percent,
+                    "text": promise.text,
+                },
+            )
+    record_event(
+        lead,
+        membership.user,
+        EventKind.HANDED_OFF,
+        to=manager.user.name if manager else None,
+        promises=len(promises),
+    )
+    db.session.commit()
+    return lead
+
+
+def tenant_owner_id(tenant_id: int) -> int | None:
+    return db.session.scalar(
+        sa.select(Membership.user_id)
+        .where(
+            Membership.tenant_id == tenant_id,
+            Membership.role == Role.OWNER,
+            Membership.active.is_(True),
+        )
+        .order_by(Membership.id)
+        .limit(1)
+    )
+
+
+def decide_promise(
+    membership: Membership, promise: Promise, accept: bool, reason: str = ""
+) -> None:
+    """The account manager keeps a promise, or flags it with a reason (a conflict)."""
+    if promise.status != PromiseStatus.PENDING:
+        raise MoveRefused(_l("This promise was already decided."))
+    if not accept and not reason.strip():
+        raise MoveRefused(_l("Say why the promise cannot be kept."))
+    promise.status = PromiseStatus.ACCEPTED if accept else PromiseStatus.FLAGGED
+    promise.flag_reason = None if accept else reason.strip()[:500]
+    promise.decided_by_id = membership.user_id
+    promise.decided_at = utcnow()
+    lead = db.session.get(Lead, promise.lead_id)
+    if not accept:
+        record_conflict(
+            promise.tenant_id,
+            ConflictKind.PROMISE_FLAGGED,
+            lead_id=lead.id,
+            promise_id=promise.id,
+            user_id=promise.made_by_id,
+            details={
+                "text": promise.text,
+                "reason": promise.flag_reason,
+                "flagged_by": membership.user.name,
+            },
+        )
+    record_event(
+        lead,
+        membership.user,
+        EventKind.PROMISE_DECIDED,
+        text=promise.text,
+        status=promise.status.value,
+        reason=promise.flag_reason,
+    )
+    db.session.commit()
+
+
+def pending_promises(membership: Membership) -> list[Promise]:
+    """Promises waiting for this account manager (every one, for the owner)."""
+    query = (
+        sa.select(Promise)
+        .join(Lead, Lead.id == Promise.lead_id)
+        .where(Promise.tenant_id == membership.tenant_id, Promise.status == PromiseStatus.PENDING)
+        .order_by(Promise.created_at, Promise.id)
+    )
+    if membership.role != Role.OWNER:
+        query = query.where(Lead.owner_id == membership.user_id)
+    return list(db.session.scalars(query))
+
+
+def promises_of(lead: Lead) -> list[Promise]:
+    return list(
+        db.session.scalars(
+            sa.select(Promise)
+            .where(Promise.tenant_id == lead.tenant_id, Promise.lead_id == lead.id)
+            .order_by(Promise.id)
+        )
+    )
