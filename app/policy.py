@@ -48,7 +48,8 @@ def can(permission: str) -> bool:
 def requires(permission: str):
     """Require a signed-in active member whose role grants ``permission``.
 
-    Signed-out visitors go to the login page; a member without the right gets 403.
+    Signed-out visitors go to the login page. A member without the right gets 404,
+    as if the page did not exist: roles are walls, and nothing beyond them is shown.
     """
     if permission not in PERMISSIONS:
         raise KeyError(permission)
@@ -61,7 +62,7 @@ def requires(permission: str):
             if g.get("membership") is None:
                 return redirect(url_for("auth.no_workspace"))
             if not can(permission):
-                abort(403)
+                abort(404)
             return view(*args, **kwargs)
 
         wrapped.permission = permission

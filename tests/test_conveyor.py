@@ -142,7 +142,7 @@ def test_a_closer_sees_only_their_own_deals_and_gets_404_elsewhere(client, login
             == 404
         )
     for url in ("/leads", "/sources", "/inbox", "/team", "/settings"):
-        assert client.get(url).status_code == 403, url
+        assert client.get(url).status_code == 404, url
 
 
 def test_lead_generators_work_only_in_generation(client, login, make, team):

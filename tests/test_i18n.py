@@ -224,8 +224,8 @@ def test_errors_are_explained_in_the_workspace_language(client, make, login):
     closer = make.member(tenant, Role.CLOSER)
     login(closer.email)
     refused = client.get("/team")
-    assert refused.status_code == 403
-    assert ru("Your role does not allow this.") in refused.text
+    assert refused.status_code == 404
+    assert ru("There is nothing here.") in refused.text
     missing = client.get("/no-such-page")
     assert missing.status_code == 404 and ru("There is nothing here.") in missing.text
 
