@@ -1,5 +1,7 @@
 """Language and timezone choice, and locale-aware formatting helpers for templates."""
 
+from datetime import date
+
 from flask import current_app, g, request, session
 from flask_babel import format_currency, format_date, format_datetime, get_locale, get_timezone
 from flask_login import current_user
@@ -30,7 +32,21 @@ def money(minor_units: int, currency: str | None = None) -> str:
     return format_currency(minor_units / 100, code)
 
 
+def iso_date(value: str | None) -> str:
+    """A date stored as ISO text (in event data), formatted for the reader."""
+    if not value:
+        return ""
+    try:
+        return format_date(date.fromisoformat(value))
+    except ValueError:
+        return value
+
+
 def register_template_helpers(app) -> None:
+    from app.labels import label
+
+    app.jinja_env.filters["label"] = label
+    app.jinja_env.filters["iso_date"] = iso_date
     app.jinja_env.globals.update(
         money=money,
         format_date=format_date,

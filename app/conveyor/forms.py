@@ -15,29 +15,15 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
-from app.models.activity import LostReason, TouchChannel
+from app.labels import LABELS
 
 
 def lost_reason_choices():
-    return [
-        SelectChoice(LostReason.NO_PROBLEM.value, _l("No problem to solve")),
-        SelectChoice(LostReason.NO_MONEY.value, _l("No money")),
-        SelectChoice(LostReason.BAD_TIMING.value, _l("Bad timing")),
-        SelectChoice(LostReason.UNREACHABLE.value, _l("Unreachable")),
-        SelectChoice(LostReason.JUNK.value, _l("Junk or fake")),
-        SelectChoice(LostReason.COMPETITOR.value, _l("Chose a competitor")),
-        SelectChoice(LostReason.OTHER.value, _l("Other")),
-    ]
+    return [SelectChoice(code, text) for code, text in LABELS["lost_reason"].items()]
 
 
 def channel_choices():
-    return [
-        SelectChoice(TouchChannel.CALL.value, _l("Call")),
-        SelectChoice(TouchChannel.MESSAGE.value, _l("Message")),
-        SelectChoice(TouchChannel.EMAIL.value, _l("Email")),
-        SelectChoice(TouchChannel.MEETING.value, _l("Meeting")),
-        SelectChoice(TouchChannel.VISIT.value, _l("Visit")),
-    ]
+    return [SelectChoice(code, text) for code, text in LABELS["channel"].items()]
 
 
 def parse_money(text: str | None) -> int | None:

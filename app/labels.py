@@ -1,0 +1,54 @@
+"""Words for stored codes (statuses, reasons, channels), so pages never show raw values."""
+
+from flask_babel import lazy_gettext as _l
+
+LABELS = {
+    "lost_reason": {
+        "no_problem": _l("No problem to solve"),
+        "no_money": _l("No money"),
+        "bad_timing": _l("Bad timing"),
+        "unreachable": _l("Unreachable"),
+        "junk": _l("Junk or fake"),
+        "competitor": _l("Chose a competitor"),
+        "other": _l("Other"),
+    },
+    "channel": {
+        "call": _l("Call"),
+        "message": _l("Message"),
+        "email": _l("Email"),
+        "meeting": _l("Meeting"),
+        "visit": _l("Visit"),
+    },
+    "promise_status": {
+        "pending": _l("waiting"),
+        "accepted": _l("accepted"),
+        "flagged": _l("flagged"),
+    },
+    "inbox_status": {
+        "received": _l("received"),
+        "accepted": _l("accepted"),
+        "duplicate": _l("duplicate"),
+        "rejected": _l("rejected"),
+        "spam": _l("spam"),
+    },
+    "inbox_reason": {
+        "too_large": _l("larger than 64 KB"),
+        "signature_missing": _l("signature missing"),
+        "signature_bad_timestamp": _l("bad signature timestamp"),
+        "signature_stale": _l("signature too old"),
+        "signature_mismatch": _l("signature does not match"),
+        "unsupported_type": _l("unsupported content type"),
+        "unparseable": _l("unreadable body"),
+        "invalid_fields": _l("missing or invalid fields"),
+        "rate_limited": _l("over the rate limit"),
+        "bot": _l("a bot (honeypot or too fast)"),
+    },
+}
+
+
+def label(value, kind: str) -> str:
+    """The translated word for a stored code; the code itself if it has none."""
+    if value is None:
+        return ""
+    code = getattr(value, "value", value)
+    return str(LABELS[kind].get(code, code))
