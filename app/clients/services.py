@@ -7,9 +7,10 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
-from app.conveyor.services import pick_closer, record_event
+from app.conveyor.services import assign_to_closer, pick_closer
 from app.extensions import db
-from app.models import EventKind, Lead, Membership, Phase, Role, Stage, Tenant, User
+from app.models import Lead, Membership, Phase, Role, Stage, Tenant, User
+from app.pipeline import first_stage
 from app.policy import scope_leads
 
 PAGE_SIZE = 50
@@ -105,37 +106,18 @@ def is_due(lead: Lead, today: date) -> bool:
 def new_sale(membership: Membership, client: Lead) -> Lead:
     """Open a new deal in conversion for an existing client's contact."""
     tenant = db.session.get(Tenant, client.tenant_id)
-    stage = db.session.scalar(
-        sa.select(Stage)
-        .where(
-            Stage.tenant_id == tenant.id,
-            Stage.phase == Phase.CONVERSION,
-            Stage.is_won.is_(False),
-            Stage.is_lost.is_(False),
-        )
-        .order_by(Stage.position)
-        .limit(1)
-    )
-    closer = pick_closer(tenant)
+    stage = first_stage(tenant.id, Phase.CONVERSION)
     deal = Lead(
         tenant_id=tenant.id,
         contact_id=client.contact_id,
         source_id=client.source_id,
         stage_id=stage.id,
-        owner_id=closer.user_id if closer else None,
         title=client.title,
         problem=client.problem,
         money=client.money,
     )
     db.session.add(deal)
     db.session.flush()
-    record_event(
-        deal,
-        membership.user,
-        EventKind.ASSIGNED,
-        phase=Phase.CONVERSION.value,
-        to=closer.user.name if closer else None,
-        stage=stage.name,
-    )
+    assign_to_closer(deal, membership.user, stage, pick_closer(tenant))
     db.session.commit()
     return deal

@@ -26,6 +26,8 @@ from app.models import (
     Tenant,
     utcnow,
 )
+from app.pipeline import first_stage
+from app.tenancy import active_members
 
 
 @dataclass
@@ -41,27 +43,8 @@ def record_conflict(tenant_id: int, kind: ConflictKind, **fields) -> Conflict:
     return conflict
 
 
-def _account_stage(tenant_id: int) -> Stage:
-    return db.session.scalar(
-        sa.select(Stage)
-        .where(Stage.tenant_id == tenant_id, Stage.phase == Phase.ACCOUNT)
-        .order_by(Stage.position)
-        .limit(1)
-    )
-
-
 def account_managers(tenant_id: int) -> list[Membership]:
-    return list(
-        db.session.scalars(
-            sa.select(Membership)
-            .where(
-                Membership.tenant_id == tenant_id,
-                Membership.role == Role.ACCOUNT_MANAGER,
-                Membership.active.is_(True),
-            )
-            .order_by(Membership.id)
-        )
-    )
+    return active_members(tenant_id, Role.ACCOUNT_MANAGER)
 
 
 def least_loaded_account_manager(tenant_id: int) -> Membership | None:
@@ -102,7 +85,7 @@ def win(
     now = utcnow()
     lead.value_minor = value_minor
     lead.won_at = lead.closed_at = now
-    lead.stage_id = _account_stage(tenant.id).id
+    lead.stage_id = first_stage(tenant.id, Phase.ACCOUNT).id
     lead.owner_id = manager.user_id if manager else tenant_owner_id(tenant.id)
     lead.next_touch_on = local_today(tenant) + timedelta(
         days=lead.cadence_days or tenant.touch_cadence_days

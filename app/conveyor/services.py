@@ -13,8 +13,9 @@ from flask_babel import lazy_gettext as _l
 from app.extensions import db
 from app.models import Lead, Membership, Phase, Role, Stage, Tenant, User, utcnow
 from app.models.activity import EventKind, LeadEvent, LostReason, Touch, TouchChannel
+from app.pipeline import first_stage
 from app.policy import may_see_lead, visible_phases
-from app.tenancy import get_for_tenant_or_404
+from app.tenancy import active_members, get_for_tenant_or_404
 
 
 class MoveRefused(ValueError):
@@ -38,20 +39,6 @@ def stages(tenant: Tenant, phases: tuple[Phase, ...] | None = None) -> list[Stag
     if phases:
         query = query.where(Stage.phase.in_(phases))
     return list(db.session.scalars(query))
-
-
-def _first_stage(tenant_id: int, phase: Phase) -> Stage:
-    return db.session.scalar(
-        sa.select(Stage)
-        .where(
-            Stage.tenant_id == tenant_id,
-            Stage.phase == phase,
-            Stage.is_won.is_(False),
-            Stage.is_lost.is_(False),
-        )
-        .order_by(Stage.position)
-        .limit(1)
-    )
 
 
 def _stage_where(tenant_id: int, **flags) -> Stage:
@@ -157,7 +144,7 @@ def send_to_conversion(membership: Membership, lead: Lead, closer_id: int | None
     if closer_id is not None and membership.role != Role.OWNER:
         raise MoveRefused(_l("Only the owner assigns a closer by hand."))
     return _send_to_conversion(
-        membership, lead, _first_stage(lead.tenant_id, Phase.CONVERSION), closer_id
+        membership, lead, first_stage(lead.tenant_id, Phase.CONVERSION), closer_id
     )
 
 
@@ -169,20 +156,25 @@ def _send_to_conversion(membership, lead, target: Stage, closer_id: int | None) 
             raise MoveRefused(_l("Choose an active closer."))
     else:
         closer = pick_closer(tenant)
-    lead.stage_id = target.id
+    assign_to_closer(lead, membership.user, target, closer)
+    db.session.commit()
+    return lead
+
+
+def assign_to_closer(lead: Lead, actor: User, stage: Stage, closer: Membership | None) -> None:
+    """Put a deal in a conversion stage with its closer (none: the owner assigns it)."""
+    lead.stage_id = stage.id
     lead.owner_id = closer.user_id if closer else None
     if closer:
         closer.last_assigned_at = utcnow()
     record_event(
         lead,
-        membership.user,
+        actor,
         EventKind.ASSIGNED,
         phase=Phase.CONVERSION.value,
         to=closer.user.name if closer else None,
-        stage=target.name,
+        stage=stage.name,
     )
-    db.session.commit()
-    return lead
 
 
 def _active_member(tenant_id: int, user_id: int, role: Role) -> Membership | None:
@@ -198,17 +190,7 @@ def _active_member(tenant_id: int, user_id: int, role: Role) -> Membership | Non
 
 def pick_closer(tenant: Tenant) -> Membership | None:
     """Least loaded (or round robin) among active closers under today's capacity."""
-    closers = list(
-        db.session.scalars(
-            sa.select(Membership)
-            .where(
-                Membership.tenant_id == tenant.id,
-                Membership.role == Role.CLOSER,
-                Membership.active.is_(True),
-            )
-            .order_by(Membership.id)
-        )
-    )
+    closers = active_members(tenant.id, Role.CLOSER)
     if not closers:
         return None
     today_start = datetime.combine(

@@ -19,7 +19,7 @@ from app.extensions import db
 from app.imports import reading
 from app.imports.people import ContactBook, LeadRotation
 from app.imports.rows import JudgedRow, judge_row
-from app.intake.services import first_generation_stage, phone_region
+from app.intake.services import phone_region
 from app.models import (
     ImportJob,
     ImportMode,
@@ -29,11 +29,11 @@ from app.models import (
     Membership,
     Phase,
     Role,
-    Stage,
     Tenant,
     User,
     utcnow,
 )
+from app.pipeline import first_stage
 from app.tenancy import ALL_TENANTS
 
 BATCH_SIZE = 1000
@@ -87,9 +87,9 @@ def _batches(rows: Iterator, size: int) -> Iterator[list]:
 
 def plan_destination(tenant: Tenant, job: ImportJob) -> Destination:
     if job.mode == ImportMode.CLIENTS:
-        stage_id = first_account_stage(tenant.id).id
+        stage_id = first_stage(tenant.id, Phase.ACCOUNT).id
     else:
-        stage_id = first_generation_stage(tenant.id).id
+        stage_id = first_stage(tenant.id, Phase.GENERATION).id
     return Destination(
         tenant_id=tenant.id,
         mode=job.mode,
@@ -99,16 +99,6 @@ def plan_destination(tenant: Tenant, job: ImportJob) -> Destination:
         touch_cadence_days=tenant.touch_cadence_days,
         default_account_manager_id=job.default_account_manager_id,
         account_managers=active_account_managers(tenant.id),
-    )
-
-
-def first_account_stage(tenant_id: int) -> Stage:
-    return db.session.scalar(
-        sa.select(Stage)
-        .where(Stage.tenant_id == tenant_id, Stage.phase == Phase.ACCOUNT)
-        .order_by(Stage.position)
-        .limit(1)
-        .execution_options(**ALL_TENANTS)
     )
 
 

@@ -27,10 +27,10 @@ from app.models import (
     Phase,
     Role,
     Source,
-    Stage,
     Tenant,
     utcnow,
 )
+from app.pipeline import first_stage
 from app.tenancy import ALL_TENANTS
 
 KEPT_HEADERS = (
@@ -288,16 +288,6 @@ def find_or_create_contact(
     return contact
 
 
-def first_generation_stage(tenant_id: int) -> Stage:
-    return db.session.scalar(
-        sa.select(Stage)
-        .where(Stage.tenant_id == tenant_id, Stage.phase == Phase.GENERATION)
-        .order_by(Stage.position)
-        .limit(1)
-        .execution_options(**ALL_TENANTS)
-    )
-
-
 def next_assignee(tenant_id: int) -> int | None:
     """Round robin over active lead generators; the owner when there are none."""
     base = (
@@ -346,7 +336,7 @@ def create_lead(source: Source, judgement: intake_fields.Judgement) -> Lead:
         tenant_id=source.tenant_id,
         contact_id=contact.id,
         source_id=source.id,
-        stage_id=first_generation_stage(source.tenant_id).id,
+        stage_id=first_stage(source.tenant_id, Phase.GENERATION).id,
         owner_id=next_assignee(source.tenant_id),
         title=title[:200],
         message=values.get("message") or None,

@@ -15,6 +15,7 @@ from app.models import (
     User,
     utcnow,
 )
+from app.tenancy import active_members
 from app.workspace.services import WorkspaceError, _guard_last_owner
 
 
@@ -37,18 +38,7 @@ def open_work(tenant: Tenant, user_id: int) -> list[Lead]:
 
 def candidates(tenant: Tenant, leaving: Membership) -> list[Membership]:
     """Active teammates with the same role who can take the work over."""
-    return list(
-        db.session.scalars(
-            sa.select(Membership)
-            .where(
-                Membership.tenant_id == tenant.id,
-                Membership.role == leaving.role,
-                Membership.active.is_(True),
-                Membership.id != leaving.id,
-            )
-            .order_by(Membership.id)
-        )
-    )
+    return [m for m in active_members(tenant.id, leaving.role) if m.id != leaving.id]
 
 
 def hand_over(tenant: Tenant, actor: User, leaving: Membership, recipient_ids: list[int]) -> dict:
