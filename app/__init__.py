@@ -61,6 +61,7 @@ def register_blueprints(app: Flask) -> None:
     from app.auth import bp as auth_bp
     from app.clients import bp as clients_bp
     from app.conveyor import bp as conveyor_bp
+    from app.engine import bp as engine_bp
     from app.imports import bp as imports_bp
     from app.intake import bp as intake_bp
     from app.leads import bp as leads_bp
@@ -78,6 +79,7 @@ def register_blueprints(app: Flask) -> None:
         imports_bp,
         conveyor_bp,
         clients_bp,
+        engine_bp,
     ):
         app.register_blueprint(blueprint)
 

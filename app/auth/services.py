@@ -124,3 +124,8 @@ def join_by_invitation(invitation: Invitation, name: str, password: str, languag
         )
     accept_invitation(invitation, user)
     return user
+
+
+def set_digest(membership, wanted: bool) -> None:
+    membership.digest_opt_out = not wanted
+    db.session.commit()

@@ -229,6 +229,18 @@ def change_password():
     )
 
 
+@bp.route("/account/digest", methods=["POST"])
+@login_required
+def set_digest():
+    """Turn the morning digest and reminders on or off for the current workspace."""
+    membership = g.get("membership")
+    if membership is None:
+        abort(404)
+    services.set_digest(membership, wanted=request.form.get("digest") == "on")
+    flash(_("Email preferences saved."), "success")
+    return redirect_to(url_for("auth.account"))
+
+
 @bp.route("/account/language", methods=["POST"])
 def set_language():
     language = request.form.get("language", "")

@@ -14,6 +14,7 @@ from app.models.activity import (
     TouchChannel,
 )
 from app.models.base import Base, TenantScoped, utcnow
+from app.models.engine import MessageKind, MessageStatus, Notification, OutboxMessage
 from app.models.imports import ImportJob, ImportMode, ImportRejection, ImportStatus
 from app.models.intake import InboxItem, InboxStatus, IntakeKey
 from app.models.pipeline import Contact, Lead, Phase, Source, SourceKind, Stage
@@ -29,6 +30,10 @@ __all__ = [
     "EventKind",
     "LeadEvent",
     "LostReason",
+    "MessageKind",
+    "MessageStatus",
+    "Notification",
+    "OutboxMessage",
     "Promise",
     "PromiseStatus",
     "Touch",

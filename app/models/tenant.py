@@ -33,6 +33,7 @@ class Tenant(TimestampMixin, Base):
     max_discount_percent: Mapped[int] = mapped_column(default=10)
     closer_daily_capacity: Mapped[int] = mapped_column(default=20)
     assignment_mode: Mapped[str] = mapped_column(sa.String(16), default="least_loaded")
+    digest_hour: Mapped[int] = mapped_column(default=8)
 
     def __repr__(self) -> str:
         return f"<Tenant {self.slug}>"
@@ -49,6 +50,7 @@ class Membership(TenantScoped, TimestampMixin, Base):
     role: Mapped[Role] = mapped_column(str_enum(Role, 32))
     active: Mapped[bool] = mapped_column(default=True)
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    digest_opt_out: Mapped[bool] = mapped_column(default=False)
     # Round-robin routing hands the next lead to the member assigned longest ago.
     last_assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 

@@ -35,6 +35,11 @@ class SettingsForm(FlaskForm):
     queue_size = IntegerField(
         _l("Leads in a closer's morning queue"), validators=[DataRequired(), NumberRange(1, 200)]
     )
+    digest_hour = IntegerField(
+        _l("Morning digest at (hour, workspace time)"),
+        default=8,
+        validators=[NumberRange(0, 23)],
+    )
 
     def validate_timezone(self, field):
         if field.data not in available_timezones():

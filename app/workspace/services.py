@@ -94,7 +94,15 @@ def create_workspace(name: str, owner: User, language: str = "en") -> Tenant:
 
 
 def update_settings(tenant: Tenant, data: dict) -> Tenant:
-    for field in ("name", "timezone", "language", "currency", "touch_cadence_days", "queue_size"):
+    for field in (
+        "name",
+        "timezone",
+        "language",
+        "currency",
+        "touch_cadence_days",
+        "queue_size",
+        "digest_hour",
+    ):
         if field in data:
             setattr(tenant, field, data[field])
     db.session.commit()

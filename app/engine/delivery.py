@@ -1,0 +1,127 @@
+"""Sending the outbox: claim rows, send over SMTP, mark them; retry with backoff.
+
+Rows are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so several workers
+never take the same row. A row left in "sending" by a killed worker is claimed
+again once its claim is older than ``STALE_CLAIM``.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app.engine import content
+from app.extensions import db
+from app.mail import send_email
+from app.models import Membership, MessageStatus, Notification, OutboxMessage, Tenant, User
+from app.tenancy import ALL_TENANTS
+
+MAX_ATTEMPTS = 5
+BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1))
+STALE_CLAIM = timedelta(minutes=5)
+BATCH = 50
+
+
+def claim(now: datetime, limit: int = BATCH) -> list[int]:
+    """Take up to ``limit`` due rows for this worker and commit the claim.
+
+    Each row is taken by a compare-and-set update, so two workers that read the
+    same candidates (SQLite has no SKIP LOCKED) still never both win one.
+    """
+    pending = sa.and_(
+        OutboxMessage.status == MessageStatus.PENDING, OutboxMessage.next_attempt_at <= now
+    )
+    abandoned = sa.and_(
+        OutboxMessage.status == MessageStatus.SENDING,
+        OutboxMessage.claimed_at < now - STALE_CLAIM,
+    )
+    candidates = db.session.execute(
+        sa.select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.claimed_at)
+        .where(sa.or_(pending, abandoned))
+        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .execution_options(**ALL_TENANTS)
+    ).all()
+    claimed = []
+    for message_id, status, claimed_at in candidates:
+        unchanged = sa.and_(
+            OutboxMessage.id == message_id,
+            OutboxMessage.status == status,
+            OutboxMessage.claimed_at.is_(None)
+            if claimed_at is None
+            else OutboxMessage.claimed_at == claimed_at,
+        )
+        result = db.session.execute(
+            sa.update(OutboxMessage)
+            .where(unchanged)
+            .values(status=MessageStatus.SENDING, claimed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            claimed.append(message_id)
+    db.session.commit()
+    return claimed
+
+
+def deliver_due(now: datetime | None = None, limit: int = BATCH) -> dict:
+    """Claim and send what is due; one commit per message so progress survives a crash."""
+    now = now or datetime.now(UTC)
+    counts = {"sent": 0, "retry": 0, "failed": 0, "skipped": 0}
+    for message_id in claim(now, limit):
+        counts[_deliver_one(message_id, now)] += 1
+    return counts
+
+
+def _deliver_one(message_id: int, now: datetime) -> str:
+    row = db.session.get(OutboxMessage, message_id)
+    user = db.session.get(User, row.user_id)
+    tenant = db.session.get(Tenant, row.tenant_id)
+    membership = db.session.scalar(
+        sa.select(Membership)
+        .where(Membership.tenant_id == row.tenant_id, Membership.user_id == row.user_id)
+        .execution_options(**ALL_TENANTS)
+    )
+    if membership is None or not membership.active:
+        row.status = MessageStatus.SKIPPED
+        db.session.commit()
+        return "skipped"
+    try:
+        message = content.build(row, tenant, membership, user)
+        if message is None:  # nothing left to say (the deal closed, the touch was logged)
+            row.status = MessageStatus.SKIPPED
+            db.session.commit()
+            return "skipped"
+        send_email(
+            user.email, message.template, message.locale, headers=message.headers, **message.context
+        )
+    except Exception as error:  # noqa: BLE001 - every SMTP or render failure is retried
+        db.session.rollback()
+        row = db.session.get(OutboxMessage, message_id)
+        row.attempts += 1
+        row.last_error = f"{type(error).__name__}: {error}"[:2000]
+        if row.attempts >= MAX_ATTEMPTS:
+            row.status = MessageStatus.FAILED
+            outcome = "failed"
+        else:
+            row.status = MessageStatus.PENDING
+            row.next_attempt_at = now + BACKOFF[min(row.attempts - 1, len(BACKOFF) - 1)]
+            outcome = "retry"
+        row.claimed_at = None
+        db.session.commit()
+        current_app.logger.warning("outbox %s: %s", message_id, row.last_error)
+        return outcome
+    row.status = MessageStatus.SENT
+    row.sent_at = now
+    row.attempts += 1
+    db.session.add(
+        Notification(
+            tenant_id=row.tenant_id,
+            user_id=row.user_id,
+            outbox_message_id=row.id,
+            text=message.notification,
+            link=message.link,
+        )
+    )
+    db.session.commit()
+    return "sent"
