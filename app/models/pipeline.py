@@ -54,6 +54,12 @@ class Source(TenantScoped, TimestampMixin, Base):
     signing_secret: Mapped[str | None] = mapped_column(sa.String(128))
     thank_you_url: Mapped[str | None] = mapped_column(sa.String(500))
     rate_limit_per_minute: Mapped[int] = mapped_column(default=600)
+    # Quality thresholds; empty means the workspace default.
+    junk_share_max: Mapped[int | None] = mapped_column()
+    qualified_share_min: Mapped[int | None] = mapped_column()
+    # One alert per crossing: disarmed when it fires, re-armed once the source recovers.
+    alert_armed: Mapped[bool] = mapped_column(default=True)
+    partner_report_token: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
 
 
 class Contact(TenantScoped, TimestampMixin, Base):

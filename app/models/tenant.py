@@ -34,6 +34,10 @@ class Tenant(TimestampMixin, Base):
     closer_daily_capacity: Mapped[int] = mapped_column(default=20)
     assignment_mode: Mapped[str] = mapped_column(sa.String(16), default="least_loaded")
     digest_hour: Mapped[int] = mapped_column(default=8)
+    # Source quality alerts, over each source's last N judged leads.
+    junk_share_max: Mapped[int] = mapped_column(default=30)
+    qualified_share_min: Mapped[int] = mapped_column(default=20)
+    quality_window: Mapped[int] = mapped_column(default=20)
 
     def __repr__(self) -> str:
         return f"<Tenant {self.slug}>"
