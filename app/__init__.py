@@ -66,6 +66,7 @@ def register_blueprints(app: Flask) -> None:
     from app.intake import bp as intake_bp
     from app.leads import bp as leads_bp
     from app.main import bp as main_bp
+    from app.radar import bp as radar_bp
     from app.sources import bp as sources_bp
     from app.workspace import bp as workspace_bp
 
@@ -80,6 +81,7 @@ def register_blueprints(app: Flask) -> None:
         conveyor_bp,
         clients_bp,
         engine_bp,
+        radar_bp,
     ):
         app.register_blueprint(blueprint)
 
@@ -93,6 +95,19 @@ def register_request_hooks(app: Flask) -> None:
     app.teardown_request(forget_current_tenant)
     app.after_request(add_vary)
     app.jinja_env.globals["can"] = policy.can
+    app.context_processor(_open_conflicts)
+
+
+def _open_conflicts() -> dict:
+    """The owner's navigation counts open conflicts (one small indexed query)."""
+    from flask import g
+
+    from app import policy
+    from app.radar.conflicts import open_count
+
+    if g.get("tenant") is None or not policy.can("radar.view"):
+        return {}
+    return {"open_conflicts": open_count(g.tenant)}
 
 
 def register_errors(app: Flask) -> None:

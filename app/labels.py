@@ -31,6 +31,18 @@ LABELS = {
         "rejected": _l("rejected"),
         "spam": _l("spam"),
     },
+    "conflict_kind": {
+        "source_quality": _l("Lead quality dropped"),
+        "promise_flagged": _l("Promise flagged by the account manager"),
+        "promise_beyond_authority": _l("Promise beyond the closer's authority"),
+        "cadence_missed": _l("Client missed their cadence"),
+        "lead_untouched": _l("New lead untouched for 24 hours"),
+    },
+    "conflict_status": {
+        "open": _l("open"),
+        "acknowledged": _l("acknowledged"),
+        "resolved": _l("resolved"),
+    },
     "inbox_reason": {
         "too_large": _l("larger than 64 KB"),
         "signature_missing": _l("signature missing"),

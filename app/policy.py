@@ -30,6 +30,7 @@ PERMISSIONS: dict[str, set[Role]] = {
     "deals.assign": OWNER,
     "rules.manage": OWNER,
     "team.handover": OWNER,
+    "radar.view": OWNER,
 }
 
 

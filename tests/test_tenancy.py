@@ -11,7 +11,18 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.imports import services as imports
-from app.models import InboxItem, InboxStatus, Invitation, Lead, Promise, Role, Source, Stage
+from app.models import (
+    Conflict,
+    ConflictKind,
+    InboxItem,
+    InboxStatus,
+    Invitation,
+    Lead,
+    Promise,
+    Role,
+    Source,
+    Stage,
+)
 from app.sources import services as sources
 from app.tenancy import tenant_scope
 from app.workspace import services as workspace
@@ -84,10 +95,23 @@ def _member_with_work(tenant, owner, make):
     return {"membership_id": make.membership_of(tenant, closer).id}
 
 
+def _conflict(tenant, owner, make):
+    conflict = Conflict(tenant_id=tenant.id, kind=ConflictKind.CADENCE_MISSED, details={})
+    db.session.add(conflict)
+    db.session.commit()
+    return {"conflict_id": conflict.id}
+
+
 def _snapshot(tenant):
     """What an intruder must not be able to change in the victim's workspace."""
     rows = db.session.execute(
-        sa.select(Source.name, Source.active, Source.intake_token, Source.signing_secret)
+        sa.select(
+            Source.name,
+            Source.active,
+            Source.intake_token,
+            Source.signing_secret,
+            Source.partner_report_token,
+        )
         .where(Source.tenant_id == tenant.id)
         .order_by(Source.id)
         .execution_options(all_tenants=True)
@@ -114,7 +138,12 @@ def _snapshot(tenant):
         .where(InboxItem.tenant_id == tenant.id)
         .execution_options(all_tenants=True)
     ).all()
-    return rows, items, leads, stages, promises
+    conflicts = db.session.execute(
+        sa.select(Conflict.status, Conflict.resolution_note)
+        .where(Conflict.tenant_id == tenant.id)
+        .execution_options(all_tenants=True)
+    ).all()
+    return rows, items, leads, stages, promises, conflicts
 
 
 # endpoint -> builder(tenant_a, owner_a, factories) -> URL values naming A's row
@@ -139,6 +168,9 @@ ID_ROUTES = {
     "imports.progress": _import_job,
     "imports.rejected_report": _import_job,
     "conveyor.more_cards": _stage_of,
+    "radar.conflict": _conflict,
+    "radar.partner_link": _source,
+    "radar.revoke_partner_link": _source,
     "conveyor.win": _deal,
     "clients.accept_promise": _promise,
     "clients.flag_promise": _promise,

@@ -9,13 +9,15 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from flask import abort
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.models import Lead, Membership, Phase, Role, Stage, Tenant, User, utcnow
 from app.models.activity import EventKind, LeadEvent, LostReason, Touch, TouchChannel
 from app.pipeline import first_stage
 from app.policy import may_see_lead, visible_phases
-from app.tenancy import active_members, get_for_tenant_or_404
+from app.radar import alerts
+from app.tenancy import active_members
 
 
 class MoveRefused(ValueError):
@@ -28,8 +30,17 @@ def local_today(tenant: Tenant) -> date:
 
 def lead_for_member_or_404(membership: Membership, lead_id: int) -> Lead:
     """The lead, if it is in this workspace and the member's role may see it."""
-    lead = get_for_tenant_or_404(Lead, lead_id)
-    if not may_see_lead(membership, lead, lead.stage):
+    lead = db.session.scalar(
+        sa.select(Lead)
+        .where(Lead.id == lead_id, Lead.tenant_id == membership.tenant_id)
+        .options(
+            joinedload(Lead.stage),
+            joinedload(Lead.contact),
+            joinedload(Lead.source),
+            joinedload(Lead.owner),
+        )
+    )
+    if lead is None or not may_see_lead(membership, lead, lead.stage):
         abort(404)
     return lead
 
@@ -119,6 +130,7 @@ def save_qualification(
     lead.decision_date = decision_date
     if value_minor is not None:
         lead.value_minor = value_minor
+    alert = None
     if lead.is_qualified and not was_qualified:
         lead.qualified_at = utcnow()
         record_event(
@@ -129,9 +141,11 @@ def save_qualification(
             money=lead.money,
             decision_date=decision_date.isoformat(),
         )
+        alert = alerts.after_verdict(lead)
     else:
         lead.last_activity_at = utcnow()
     db.session.commit()
+    alerts.email_owners_after_commit(alert)
     return lead
 
 
@@ -250,7 +264,9 @@ def lose(membership: Membership, lead: Lead, reason: LostReason, note: str = "")
     lead.lost_note = note.strip()[:500] or None
     lead.closed_at = utcnow()
     record_event(lead, membership.user, EventKind.LOST, reason=reason.value, note=lead.lost_note)
+    alert = alerts.after_verdict(lead)
     db.session.commit()
+    alerts.email_owners_after_commit(alert)
     return lead
 
 
@@ -274,6 +290,7 @@ def log_touch(
     )
     db.session.add(touch)
     lead.last_touch_at = utcnow()
+    lead.first_touch_at = lead.first_touch_at or lead.last_touch_at
     if lead.stage.phase == Phase.ACCOUNT:
         cadence = lead.cadence_days or tenant.touch_cadence_days
         lead.next_touch_on = local_today(tenant) + timedelta(days=cadence)

@@ -114,6 +114,7 @@ class Lead(TenantScoped, TimestampMixin, Base):
     # A client's own touch cadence; the workspace's when empty.
     cadence_days: Mapped[int | None] = mapped_column()
     last_touch_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    first_touch_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     @property
     def is_qualified(self) -> bool:

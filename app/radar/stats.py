@@ -1,0 +1,134 @@
+"""Source quality and funnel figures for a period, in a handful of grouped queries."""
+
+import statistics
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import InboxItem, InboxStatus, Lead, LostReason, Source, Tenant
+
+
+@dataclass
+class SourceFigures:
+    source: Source
+    leads: int = 0
+    spam: int = 0
+    junk: int = 0
+    unreachable: int = 0
+    qualified: int = 0
+    won: int = 0
+    revenue_minor: int = 0
+    paid_leads: int = 0  # captured while active: what the partner is paid for
+    first_touch_hours: list[float] = field(default_factory=list)
+    lost_reasons: dict[str, int] = field(default_factory=dict)
+
+    def share(self, count: int) -> float | None:
+        return count / self.leads if self.leads else None
+
+    @property
+    def cost_minor(self) -> int:
+        return self.paid_leads * self.source.cost_per_lead_minor
+
+    def cost_per(self, count: int) -> int | None:
+        return round(self.cost_minor / count) if count else None
+
+    @property
+    def median_first_touch_hours(self) -> float | None:
+        return statistics.median(self.first_touch_hours) if self.first_touch_hours else None
+
+
+def source_figures(tenant: Tenant, start: datetime, end: datetime) -> list[SourceFigures]:
+    """Every source's figures for leads that arrived in [start, end)."""
+    sources = db.session.scalars(
+        sa.select(Source).where(Source.tenant_id == tenant.id).order_by(Source.name)
+    ).all()
+    figures = {source.id: SourceFigures(source) for source in sources}
+    in_period = sa.and_(
+        Lead.tenant_id == tenant.id,
+        Lead.created_at >= start,
+        Lead.created_at < end,
+        Lead.source_id.is_not(None),
+    )
+
+    def count_if(condition):
+        return sa.func.sum(sa.case((condition, 1), else_=0))
+
+    totals = db.session.execute(
+        sa.select(
+            Lead.source_id,
+            sa.func.count(Lead.id),
+            count_if(Lead.lost_reason == LostReason.JUNK.value),
+            count_if(Lead.lost_reason == LostReason.UNREACHABLE.value),
+            count_if(Lead.qualified_at.is_not(None)),
+            count_if(Lead.won_at.is_not(None)),
+            sa.func.coalesce(
+                sa.func.sum(sa.case((Lead.won_at.is_not(None), Lead.value_minor), else_=0)), 0
+            ),
+            count_if(Lead.flagged.is_(False)),
+        )
+        .where(in_period)
+        .group_by(Lead.source_id)
+    )
+    for source_id, leads, junk, unreachable, qualified, won, revenue, paid in totals:
+        if source_id in figures:
+            row = figures[source_id]
+            row.leads, row.junk, row.unreachable = leads, junk or 0, unreachable or 0
+            row.qualified, row.won, row.revenue_minor, row.paid_leads = (
+                qualified or 0,
+                won or 0,
+                revenue,
+                paid or 0,
+            )
+    spam = db.session.execute(
+        sa.select(InboxItem.source_id, sa.func.count(InboxItem.id))
+        .where(
+            InboxItem.tenant_id == tenant.id,
+            InboxItem.status == InboxStatus.SPAM,
+            InboxItem.received_at >= start,
+            InboxItem.received_at < end,
+        )
+        .group_by(InboxItem.source_id)
+    )
+    for source_id, count in spam:
+        if source_id in figures:
+            figures[source_id].spam = count
+    reasons = db.session.execute(
+        sa.select(Lead.source_id, Lead.lost_reason, sa.func.count(Lead.id))
+        .where(in_period, Lead.lost_reason.is_not(None))
+        .group_by(Lead.source_id, Lead.lost_reason)
+    )
+    for source_id, reason, count in reasons:
+        if source_id in figures:
+            figures[source_id].lost_reasons[reason] = count
+    touches = db.session.execute(
+        sa.select(Lead.source_id, Lead.created_at, Lead.first_touch_at).where(
+            in_period, Lead.first_touch_at.is_not(None)
+        )
+    )
+    for source_id, created, touched in touches:
+        if source_id in figures:
+            figures[source_id].first_touch_hours.append((touched - created).total_seconds() / 3600)
+    return list(figures.values())
+
+
+def funnel_by_person(tenant: Tenant, start: datetime, end: datetime) -> list[tuple]:
+    """(owner, leads, qualified, won) for leads of the period, by their current owner."""
+    from app.models import User
+
+    def count_if(condition):
+        return sa.func.sum(sa.case((condition, 1), else_=0))
+
+    return db.session.execute(
+        sa.select(
+            User.name,
+            sa.func.count(Lead.id),
+            count_if(Lead.qualified_at.is_not(None)),
+            count_if(Lead.won_at.is_not(None)),
+        )
+        .join(User, User.id == Lead.owner_id)
+        .where(Lead.tenant_id == tenant.id, Lead.created_at >= start, Lead.created_at < end)
+        .group_by(User.name)
+        .order_by(User.name)
+    ).all()

@@ -1,0 +1,229 @@
+"""Source quality, partner reports, and the conflicts list (owner only, but the partner link)."""
+
+import csv
+import io
+import secrets
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import Response, abort, flash, g, render_template, request, url_for
+from flask_babel import gettext as _
+
+from app.extensions import db, limiter
+from app.htmx import local_path_or, redirect_to, render
+from app.models import Conflict, ConflictKind, ConflictStatus, Lead, LostReason, Source
+from app.policy import requires
+from app.radar import bp, conflicts, stats
+from app.tenancy import ALL_TENANTS, get_for_tenant_or_404
+
+PERIODS = (7, 30, 90)
+
+
+def _period() -> tuple[datetime, datetime, dict]:
+    """[start, end) in UTC from ?days= or ?start=&end= (workspace dates, end inclusive)."""
+    zone = ZoneInfo(g.tenant.timezone)
+    today = datetime.now(zone).date()
+    try:
+        first = date.fromisoformat(request.args["start"])
+        last = date.fromisoformat(request.args["end"])
+        days = None
+    except (KeyError, ValueError):
+        days = request.args.get("days", 30, type=int)
+        days = days if days in PERIODS else 30
+        first, last = today - timedelta(days=days - 1), today
+    if last < first:
+        first, last = last, first
+    start = datetime.combine(first, time(), zone).astimezone(UTC)
+    end = datetime.combine(last + timedelta(days=1), time(), zone).astimezone(UTC)
+    return start, end, {"days": days, "first": first, "last": last}
+
+
+@bp.route("/radar")
+@requires("radar.view")
+def sources():
+    start, end, period = _period()
+    figures = stats.source_figures(g.tenant, start, end)
+    return render(
+        "radar/sources.html",
+        figures=figures,
+        period=period,
+        periods=PERIODS,
+        people=stats.funnel_by_person(g.tenant, start, end),
+        lost_reasons=list(LostReason),
+    )
+
+
+@bp.route("/radar/sources.csv")
+@requires("radar.view")
+def sources_csv():
+    start, end, _period_info = _period()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        [
+            "source",
+            "leads",
+            "spam",
+            "junk",
+            "unreachable",
+            "qualified",
+            "won",
+            "revenue",
+            "cost_per_lead",
+            "cost_per_qualified_lead",
+            "cost_per_sale",
+            "median_hours_to_first_touch",
+        ]
+    )
+    for row in stats.source_figures(g.tenant, start, end):
+        per = row.cost_per
+        writer.writerow(
+            [
+                row.source.name,
+                row.leads,
+                row.spam,
+                row.junk,
+                row.unreachable,
+                row.qualified,
+                row.won,
+                f"{row.revenue_minor / 100:.2f}",
+                f"{row.source.cost_per_lead_minor / 100:.2f}",
+                "" if per(row.qualified) is None else f"{per(row.qualified) / 100:.2f}",
+                "" if per(row.won) is None else f"{per(row.won) / 100:.2f}",
+                ""
+                if row.median_first_touch_hours is None
+                else f"{row.median_first_touch_hours:.1f}",
+            ]
+        )
+    return Response(
+        "\ufeff" + out.getvalue(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="source-quality.csv"'},
+    )
+
+
+@bp.route("/conflicts")
+@requires("radar.view")
+def conflict_list():
+    kind, status = request.args.get("kind") or None, request.args.get("status") or None
+    page = max(1, request.args.get("page", 1, type=int))
+    rows, has_more = conflicts.listing(g.tenant, kind, status, page)
+    users, source_names = conflicts.people_and_sources(rows)
+    return render(
+        "radar/conflicts.html",
+        conflicts=rows,
+        has_more=has_more,
+        page_number=page,
+        kind=kind,
+        status_filter=status,
+        kinds=list(ConflictKind),
+        statuses=list(ConflictStatus),
+        users=users,
+        source_names=source_names,
+    )
+
+
+@bp.route("/conflicts/<int:conflict_id>", methods=["GET", "POST"])
+@requires("radar.view")
+def conflict(conflict_id: int):
+    row = get_for_tenant_or_404(Conflict, conflict_id)
+    if request.method == "POST":
+        try:
+            status = ConflictStatus(request.form.get("status", ""))
+        except ValueError:
+            abort(400)
+        conflicts.update(row, status, request.form.get("note", ""))
+        flash(_("Conflict updated."), "success")
+        return redirect_to(url_for("radar.conflict", conflict_id=row.id))
+    users, source_names = conflicts.people_and_sources([row])
+    source = db.session.get(Source, row.source_id) if row.source_id else None
+    return render(
+        "radar/conflict.html",
+        conflict=row,
+        users=users,
+        source_names=source_names,
+        source=source,
+        statuses=list(ConflictStatus),
+    )
+
+
+@bp.route("/conflicts/monthly")
+@requires("radar.view")
+def conflicts_monthly():
+    today = date.today()
+    year = request.args.get("year", today.year, type=int)
+    month = request.args.get("month", today.month, type=int)
+    if not (2000 <= year <= 2100 and 1 <= month <= 12):
+        abort(400)
+    return render(
+        "radar/monthly.html",
+        report=conflicts.monthly(g.tenant, year, month),
+        year=year,
+        month=month,
+    )
+
+
+@bp.route("/sources/<int:source_id>/partner-link", methods=["POST"])
+@requires("radar.view")
+def partner_link(source_id: int):
+    source = get_for_tenant_or_404(Source, source_id)
+    source.partner_report_token = secrets.token_urlsafe(24)
+    db.session.commit()
+    flash(_("A new partner link is ready; any older one stopped working."), "success")
+    return redirect_to(
+        local_path_or(url_for("sources.connect", source_id=source.id), request.form.get("next"))
+    )
+
+
+@bp.route("/sources/<int:source_id>/partner-link/revoke", methods=["POST"])
+@requires("radar.view")
+def revoke_partner_link(source_id: int):
+    source = get_for_tenant_or_404(Source, source_id)
+    source.partner_report_token = None
+    db.session.commit()
+    flash(_("The partner link no longer works."), "info")
+    return redirect_to(url_for("sources.connect", source_id=source.id))
+
+
+@bp.route("/partner/<token>")
+@limiter.limit("60/minute")
+def partner_report(token: str):
+    """What a partner may see of the leads they send: counts and verdicts, nothing else."""
+    source = (
+        db.session.scalar(
+            sa.select(Source)
+            .where(Source.partner_report_token == token)
+            .execution_options(**ALL_TENANTS)
+        )
+        if token
+        else None
+    )
+    if source is None:
+        abort(404)
+
+    def count_if(condition):
+        return sa.func.sum(sa.case((condition, 1), else_=0))
+
+    leads, qualified = db.session.execute(
+        sa.select(sa.func.count(Lead.id), count_if(Lead.qualified_at.is_not(None)))
+        .where(Lead.tenant_id == source.tenant_id, Lead.source_id == source.id)
+        .execution_options(**ALL_TENANTS)
+    ).one()
+    rejections = db.session.execute(
+        sa.select(Lead.lost_reason, sa.func.count(Lead.id))
+        .where(
+            Lead.tenant_id == source.tenant_id,
+            Lead.source_id == source.id,
+            Lead.lost_reason.is_not(None),
+        )
+        .group_by(Lead.lost_reason)
+        .execution_options(**ALL_TENANTS)
+    ).all()
+    return render_template(
+        "radar/partner.html",
+        source=source,
+        leads=leads,
+        qualified=qualified or 0,
+        rejections=rejections,
+    )
