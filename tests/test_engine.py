@@ -331,3 +331,40 @@ def test_the_owner_moves_the_digest_hour(client, login, shop):
     )
     assert schedule.tick(_at(tenant, DAY, 8, 0))["rows"] == 0
     assert schedule.tick(_at(tenant, DAY, 6, 5))["rows"] == 4
+
+
+def test_dashboard_shows_cadence_compliance_and_who_is_about_to_miss(client, login, make, shop):
+    from app.conveyor.services import local_today
+    from app.models import Touch
+
+    tenant, owner, closer, manager, _ = shop
+    today = local_today(tenant)
+    kept = make.lead(tenant, "Client", owner=manager)
+    lapsed = make.lead(tenant, "Client", owner=manager)
+    soon = make.lead(tenant, "Client", owner=manager)
+    soon.next_touch_on = today + timedelta(days=(6 - today.weekday()))
+    now = datetime.now(UTC)
+    db.session.add(
+        Touch(
+            tenant_id=tenant.id,
+            lead_id=kept.id,
+            channel="call",
+            happened_at=now - timedelta(hours=1),
+        )
+    )
+    db.session.add(
+        Touch(
+            tenant_id=tenant.id,
+            lead_id=lapsed.id,
+            channel="call",
+            happened_at=now - timedelta(days=20),
+        )
+    )
+    db.session.commit()
+    login(manager.email)
+    page = client.get("/").text
+    assert 'id="kept-this-week">33%<' in page
+    assert soon.contact.name in page.split('id="about-to-miss"')[1]
+    client.post("/logout")
+    login(closer.email)
+    assert 'id="compliance"' not in client.get("/").text

@@ -172,6 +172,7 @@ def _lead_page(
         closers=closers,
         next_lead=next_lead,
         inbox_items=inbox_items,
+        promises=handoff.promises_of(lead),
         today=tenant_today,
         stages=services.stages(g.tenant, visible_phases(g.membership)),
     )

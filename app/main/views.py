@@ -11,6 +11,8 @@ from flask_login import current_user
 from app.extensions import limiter
 from app.htmx import render
 from app.main import bp, services
+from app.main.compliance import cadence_compliance
+from app.models import Role
 from app.policy import requires
 from app.queue import get_redis
 
@@ -20,7 +22,10 @@ from app.queue import get_redis
 def dashboard():
     today = datetime.now(ZoneInfo(g.tenant.timezone)).date()
     summary = services.conveyor_summary(g.membership, today)
-    return render("main/dashboard.html", summary=summary, user=current_user)
+    compliance = None
+    if g.membership.role in (Role.OWNER, Role.ACCOUNT_MANAGER):
+        compliance = cadence_compliance(g.tenant, g.membership, today)
+    return render("main/dashboard.html", summary=summary, user=current_user, compliance=compliance)
 
 
 @bp.route("/healthz")
