@@ -22,9 +22,11 @@ TICK_SECONDS = 60
 
 
 def enqueue_ticks(app, stop: threading.Event) -> None:
-    """Queue the engine's tick once a minute. Several workers may do this: the job id
-    names the minute, and the tick itself writes nothing twice. Living outside Redis,
-    this loop survives Redis being flushed or restarted."""
+    """Queue the engine's tick once a minute and billing's check once a day.
+
+    Several workers may do this: the job ids name the minute and the day, and the
+    jobs write nothing twice. Living outside Redis, this loop survives Redis being
+    flushed or restarted."""
     while not stop.is_set():
         minute = datetime.now(UTC).strftime("%Y%m%d%H%M")
         try:

@@ -59,6 +59,7 @@ def _load_user(user_id: str):
 
 def register_blueprints(app: Flask) -> None:
     from app.auth import bp as auth_bp
+    from app.billing import bp as billing_bp
     from app.clients import bp as clients_bp
     from app.conveyor import bp as conveyor_bp
     from app.engine import bp as engine_bp
@@ -82,16 +83,19 @@ def register_blueprints(app: Flask) -> None:
         clients_bp,
         engine_bp,
         radar_bp,
+        billing_bp,
     ):
         app.register_blueprint(blueprint)
 
 
 def register_request_hooks(app: Flask) -> None:
     from app import policy
+    from app.billing.access import refuse_writes_when_read_only
     from app.htmx import add_vary
     from app.tenancy import forget_current_tenant, load_current_tenant
 
     app.before_request(load_current_tenant)
+    app.before_request(refuse_writes_when_read_only)
     app.teardown_request(forget_current_tenant)
     app.after_request(add_vary)
     app.jinja_env.globals["can"] = policy.can

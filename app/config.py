@@ -19,6 +19,25 @@ def _flag(name: str, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+STRIPE_SETTINGS = (
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_PRICE_STARTER",
+    "STRIPE_PRICE_TEAM",
+)
+
+
+def _stripe_settings(strict: bool) -> dict:
+    """Billing is on when ``STRIPE_SECRET_KEY`` is set; then it needs the rest too."""
+    settings = {name: os.environ.get(name) or None for name in STRIPE_SETTINGS}
+    # Another address for Stripe's API (a local stand-in in tests); None is Stripe's own.
+    settings["STRIPE_API_BASE"] = os.environ.get("STRIPE_API_BASE") or None
+    missing = [name for name in STRIPE_SETTINGS if not settings[name]]
+    if strict and settings["STRIPE_SECRET_KEY"] and missing:
+        raise ConfigError("with STRIPE_SECRET_KEY set, also set " + ", ".join(missing))
+    return settings
+
+
 def load_config(instance_path: str, overrides: dict | None = None) -> dict:
     """Build the config mapping from the environment, then apply ``overrides``."""
     env = os.environ.get("CONVEYOR_ENV", "development")
@@ -42,6 +61,7 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         database_url = "postgresql+psycopg://" + database_url[len("postgresql://") :]
 
     redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    stripe = _stripe_settings(strict=not (development or testing))
     mail_server = os.environ.get("MAIL_SERVER")
 
     config = {
@@ -83,6 +103,7 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "BABEL_DEFAULT_TIMEZONE": "UTC",
         "LANGUAGES": {"en": "English", "ru": "Русский"},
         "DEV_OUTBOX_ROUTE": development,
+        **stripe,
         "TESTING": testing,
     }
     config.update(overrides)

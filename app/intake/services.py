@@ -12,6 +12,7 @@ from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.exc import IntegrityError
 
+from app.billing.access import is_read_only
 from app.extensions import db
 from app.intake import fields as intake_fields
 from app.intake import signing
@@ -345,7 +346,7 @@ def create_lead(source: Source, judgement: intake_fields.Judgement) -> Lead:
         decision_date=judgement.decision_date,
         utm={k: values[k] for k in intake_fields.UTM_FIELDS if values.get(k)},
         extra=values.get("extra") or {},
-        flagged=not source.active,
+        flagged=not source.active or is_read_only(source.tenant_id),
     )
     db.session.add(lead)
     db.session.flush()

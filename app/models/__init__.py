@@ -14,6 +14,13 @@ from app.models.activity import (
     TouchChannel,
 )
 from app.models.base import Base, TenantScoped, utcnow
+from app.models.billing import (
+    BillingNotice,
+    NoticeKind,
+    StripeEvent,
+    Subscription,
+    SubscriptionStatus,
+)
 from app.models.engine import MessageKind, MessageStatus, Notification, OutboxMessage
 from app.models.imports import ImportJob, ImportMode, ImportRejection, ImportStatus
 from app.models.intake import InboxItem, InboxStatus, IntakeKey
@@ -24,6 +31,7 @@ from app.models.user import User
 __all__ = [
     "AuditEntry",
     "Base",
+    "BillingNotice",
     "Conflict",
     "ConflictKind",
     "ConflictStatus",
@@ -32,6 +40,7 @@ __all__ = [
     "LostReason",
     "MessageKind",
     "MessageStatus",
+    "NoticeKind",
     "Notification",
     "OutboxMessage",
     "Promise",
@@ -54,6 +63,9 @@ __all__ = [
     "Source",
     "SourceKind",
     "Stage",
+    "StripeEvent",
+    "Subscription",
+    "SubscriptionStatus",
     "Tenant",
     "TenantScoped",
     "User",

@@ -3,6 +3,7 @@
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
+from app.billing.services import seats_changed
 from app.extensions import db
 from app.models import (
     AuditEntry,
@@ -92,4 +93,5 @@ def hand_over(tenant: Tenant, actor: User, leaving: Membership, recipient_ids: l
         AuditEntry(tenant_id=tenant.id, actor_id=actor.id, action="handover", data=summary)
     )
     db.session.commit()
+    seats_changed(tenant.id)
     return summary

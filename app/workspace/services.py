@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 
+from app.billing.services import seats_changed, start_trial
 from app.extensions import db
 from app.models import Invitation, Membership, Phase, Role, Stage, Tenant, User, utcnow
 from app.passwords import hash_password
@@ -89,6 +90,7 @@ def create_workspace(name: str, owner: User, language: str = "en") -> Tenant:
         )
     db.session.add(Membership(tenant_id=tenant.id, user_id=owner.id, role=Role.OWNER))
     owner.last_tenant_id = tenant.id
+    start_trial(tenant)
     db.session.flush()
     return tenant
 
@@ -189,6 +191,7 @@ def accept_invitation(invitation: Invitation, user: User) -> Membership:
     invitation.accepted_at = utcnow()
     user.last_tenant_id = invitation.tenant_id
     db.session.commit()
+    seats_changed(invitation.tenant_id)
     return membership
 
 
@@ -213,12 +216,14 @@ def deactivate_member(tenant: Tenant, membership: Membership) -> None:
     membership.active = False
     membership.deactivated_at = utcnow()
     db.session.commit()
+    seats_changed(tenant.id)
 
 
 def reactivate_member(membership: Membership) -> None:
     membership.active = True
     membership.deactivated_at = None
     db.session.commit()
+    seats_changed(membership.tenant_id)
 
 
 def change_role(tenant: Tenant, membership: Membership, role: Role) -> None:
