@@ -71,6 +71,8 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": redis_url,
         "RQ_QUEUE": os.environ.get("RQ_QUEUE", "conveyor"),
+        # How long a message may stay claimed by a worker before another takes it over.
+        "ENGINE_STALE_CLAIM_SECONDS": int(os.environ.get("ENGINE_STALE_CLAIM_SECONDS", "300")),
         "BASE_URL": os.environ.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
         # Mail: Flask-Mail's setting names. Without MAIL_SERVER, development keeps mail
         # in instance/outbox instead of sending it.

@@ -43,9 +43,12 @@ def build_message(to: str, subject: str, text: str, html: str, headers: dict) ->
     message["From"] = config["MAIL_DEFAULT_SENDER"]
     message["To"] = to
     message["Subject"] = subject
-    message["Message-ID"] = make_msgid(domain="conveyor")
+    # A caller may fix the Message-ID (a retried outbox row keeps its own), so that a
+    # message sent twice after a crash is recognisably the same message.
+    message["Message-ID"] = headers.get("Message-ID") or make_msgid(domain="conveyor")
     for name, value in headers.items():
-        message[name] = value
+        if name != "Message-ID":
+            message[name] = value
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     return message

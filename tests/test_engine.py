@@ -228,13 +228,18 @@ def test_two_workers_sending_at_once_send_nothing_twice(app, shop, mailbox):
     assert len({m["Message-ID"] for m in mailbox}) == total
 
 
-def test_a_message_abandoned_by_a_killed_worker_is_sent_later(shop, mailbox):
+def test_a_message_abandoned_by_a_killed_worker_is_sent_later(app, shop, mailbox):
     tenant, owner, *_ = shop
     schedule.tick(_at(tenant, DAY, 8, 0))
     now = _at(tenant, DAY, 8, 1)
     claimed = delivery.claim(now, limit=1)  # a worker took it, then died before sending
     assert delivery.deliver_due(now + timedelta(minutes=1))["sent"] == 3
-    assert delivery.deliver_due(now + delivery.STALE_CLAIM + timedelta(minutes=1))["sent"] == 1
+    assert (
+        delivery.deliver_due(
+            now + timedelta(seconds=app.config["ENGINE_STALE_CLAIM_SECONDS"]) + timedelta(minutes=1)
+        )["sent"]
+        == 1
+    )
     assert db.session.get(OutboxMessage, claimed[0]).status == MessageStatus.SENT
     assert len(mailbox) == 4
 

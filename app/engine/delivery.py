@@ -2,7 +2,7 @@
 
 Rows are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so several workers
 never take the same row. A row left in "sending" by a killed worker is claimed
-again once its claim is older than ``STALE_CLAIM``.
+again once its claim is older than ENGINE_STALE_CLAIM_SECONDS.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -18,8 +18,12 @@ from app.tenancy import ALL_TENANTS
 
 MAX_ATTEMPTS = 5
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1))
-STALE_CLAIM = timedelta(minutes=5)
 BATCH = 50
+
+
+def stale_claim() -> timedelta:
+    """Configured by ENGINE_STALE_CLAIM_SECONDS (five minutes by default)."""
+    return timedelta(seconds=current_app.config.get("ENGINE_STALE_CLAIM_SECONDS", 300))
 
 
 def claim(now: datetime, limit: int = BATCH) -> list[int]:
@@ -33,7 +37,7 @@ def claim(now: datetime, limit: int = BATCH) -> list[int]:
     )
     abandoned = sa.and_(
         OutboxMessage.status == MessageStatus.SENDING,
-        OutboxMessage.claimed_at < now - STALE_CLAIM,
+        OutboxMessage.claimed_at < now - stale_claim(),
     )
     candidates = db.session.execute(
         sa.select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.claimed_at)
@@ -92,9 +96,8 @@ def _deliver_one(message_id: int, now: datetime) -> str:
             row.status = MessageStatus.SKIPPED
             db.session.commit()
             return "skipped"
-        send_email(
-            user.email, message.template, message.locale, headers=message.headers, **message.context
-        )
+        headers = {**message.headers, "Message-ID": f"<outbox-{row.id}.{row.tenant_id}@conveyor>"}
+        send_email(user.email, message.template, message.locale, headers=headers, **message.context)
     except Exception as error:  # noqa: BLE001 - every SMTP or render failure is retried
         db.session.rollback()
         row = db.session.get(OutboxMessage, message_id)
