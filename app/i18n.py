@@ -28,7 +28,7 @@ def current_timezone() -> str:
 def money(minor_units: int, currency: str | None = None) -> str:
     """Format integer minor units in the workspace currency and locale."""
     tenant = g.get("tenant")
-    code = currency or (tenant.currency if tenant is not None else "USD")
+    code = (currency or (tenant.currency if tenant is not None else "USD")).upper()
     return format_currency(minor_units / 100, code)
 
 

@@ -31,6 +31,11 @@ LABELS = {
         "rejected": _l("rejected"),
         "spam": _l("spam"),
     },
+    "message_kind": {
+        "digest": _l("Morning digest"),
+        "touch_due": _l("Touch reminder"),
+        "decision_window": _l("Decision-window reminder"),
+    },
     "conflict_kind": {
         "source_quality": _l("Lead quality dropped"),
         "promise_flagged": _l("Promise flagged by the account manager"),

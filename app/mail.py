@@ -13,7 +13,7 @@ from email import policy
 from email.message import EmailMessage
 from email.utils import make_msgid
 
-from flask import current_app, render_template, url_for
+from flask import current_app, has_request_context, render_template, url_for
 from flask_babel import force_locale
 
 # Long lines are allowed up to RFC 5322's hard limit: folding a long non-ASCII
@@ -22,8 +22,14 @@ MAIL_POLICY = policy.SMTP.clone(max_line_length=998)
 
 
 def external_url(endpoint: str, **values) -> str:
-    """An absolute link into the app built from ``BASE_URL`` (works in jobs too)."""
+    """An absolute link into the app built from ``BASE_URL`` (in requests and in jobs).
+
+    Inside a request the path comes from the request's own URL map adapter: pushing
+    a second request context here would run teardown hooks that clear ``g``.
+    """
     base_url = current_app.config["BASE_URL"]
+    if has_request_context():
+        return base_url + url_for(endpoint, **values)
     with current_app.test_request_context(base_url=base_url):
         return url_for(endpoint, _external=True, **values)
 

@@ -45,6 +45,8 @@ def test_owner_creates_a_source_and_sees_how_to_connect_it(client, make, login):
     connect = client.get(response.headers["Location"]).text
     assert f"http://conveyor.test/in/{source.intake_token}" in connect
     assert "curl -X POST" in connect and "Idempotency-Key" in connect
+    # Building the absolute addresses must not forget the workspace mid-request.
+    assert 'id="partner-link"' in connect and 'id="nav-conflicts"' in connect
     assert f"/in/{source.intake_token}/form" in connect
     assert "$50.00" in client.get("/sources").text
 

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_babel import force_locale
+from flask_babel import force_locale, format_date
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
 
@@ -76,7 +76,7 @@ def build(row: OutboxMessage, tenant: Tenant, membership: Membership, user: User
             context = _digest_context(tenant, membership, row)
             notification = _(
                 "Your morning digest for %(date)s is in your inbox.",
-                date=row.local_date.isoformat(),
+                date=format_date(row.local_date),
             )
             link = external_url("main.dashboard")
         else:
@@ -91,7 +91,7 @@ def build(row: OutboxMessage, tenant: Tenant, membership: Membership, user: User
                 notification = _(
                     "%(name)s decides around %(date)s: be in touch.",
                     name=lead.contact.name,
-                    date=lead.decision_date.isoformat(),
+                    date=format_date(lead.decision_date),
                 )
     context.update(tenant=tenant, user=user, unsubscribe=unsubscribe, kind=row.kind.value)
     return Message(row.kind.value, locale, context, notification, link, headers)
