@@ -7,7 +7,22 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import Contact, Lead, Membership, Phase, Role, Source, SourceKind, Stage, Tenant
+from app.models import (
+    Conflict,
+    ConflictKind,
+    Contact,
+    Lead,
+    Membership,
+    Phase,
+    Promise,
+    Role,
+    Source,
+    SourceKind,
+    Stage,
+    Tenant,
+    Touch,
+    TouchChannel,
+)
 from app.workspace import services as workspace
 
 DEMO_SLUG = "demo"
@@ -160,8 +175,63 @@ def seed() -> dict:
                 created_at=now - timedelta(days=rng.randint(1, 30)),
             )
         )
+    db.session.flush()
+    _add_history(tenant, users, rng, now)
     db.session.commit()
     return {"id": tenant.id, "slug": tenant.slug, "created": True, **_login()}
+
+
+def _add_history(tenant, users, rng, now) -> None:
+    """Touches on clients, a promise waiting for the account manager, two conflicts."""
+    clients = db.session.scalars(
+        sa.select(Lead)
+        .join(Stage, Stage.id == Lead.stage_id)
+        .where(Lead.tenant_id == tenant.id, Stage.phase == Phase.ACCOUNT)
+    ).all()
+    for client in clients:
+        touched = now - timedelta(days=rng.randint(1, 12))
+        client.last_touch_at = client.first_touch_at = touched
+        db.session.add(
+            Touch(
+                tenant_id=tenant.id,
+                lead_id=client.id,
+                actor_id=users[Role.ACCOUNT_MANAGER].id,
+                channel=TouchChannel.CALL,
+                outcome="Happy with the last delivery",
+                happened_at=touched,
+            )
+        )
+    if clients:
+        db.session.add(
+            Promise(
+                tenant_id=tenant.id,
+                lead_id=clients[0].id,
+                made_by_id=users[Role.CLOSER].id,
+                text="Free delivery for the first month",
+                discount_percent=15,
+            )
+        )
+        db.session.add(
+            Conflict(
+                tenant_id=tenant.id,
+                kind=ConflictKind.PROMISE_BEYOND_AUTHORITY,
+                lead_id=clients[0].id,
+                user_id=users[Role.CLOSER].id,
+                details={
+                    "discount_percent": 15,
+                    "limit": 10,
+                    "text": "Free delivery for the first month",
+                },
+            )
+        )
+    db.session.add(
+        Conflict(
+            tenant_id=tenant.id,
+            kind=ConflictKind.CADENCE_MISSED,
+            user_id=users[Role.ACCOUNT_MANAGER].id,
+            details={"due": (now.date() - timedelta(days=4)).isoformat()},
+        )
+    )
 
 
 def _login() -> dict:
