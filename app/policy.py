@@ -9,6 +9,7 @@ from functools import wraps
 from flask import abort, g, redirect, request, url_for
 from flask_login import current_user
 
+from app.htmx import redirect_to
 from app.models import Lead, Phase, Role, Stage
 
 OWNER = {Role.OWNER}
@@ -59,7 +60,9 @@ def requires(permission: str):
         @wraps(view)
         def wrapped(*args, **kwargs):
             if not current_user.is_authenticated:
-                return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+                # htmx polls (the bell, the incoming list) leave for the sign-in page
+                # as a whole page instead of swapping it into a corner.
+                return redirect_to(url_for("auth.login", next=request.full_path.rstrip("?")))
             if g.get("membership") is None:
                 return redirect(url_for("auth.no_workspace"))
             if not can(permission):

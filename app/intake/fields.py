@@ -69,11 +69,11 @@ def parse_body(body: bytes, content_type: str) -> dict:
     if kind == "application/json":
         try:
             data = json.loads(body.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise UnparseableBody(str(error)) from error
-        if not isinstance(data, dict):
-            raise UnparseableBody("the JSON body must be an object")
-        return {str(key): _as_text(value) for key, value in data.items()}
+            if not isinstance(data, dict):
+                raise UnparseableBody("the JSON body must be an object")
+            return {_clean(str(key)): _as_text(value) for key, value in data.items()}
+        except (ValueError, RecursionError) as error:  # JSON, Unicode and digit-limit errors
+            raise UnparseableBody(str(error)[:200] or type(error).__name__) from error
     if kind == "application/x-www-form-urlencoded":
         try:
             text = body.decode("utf-8")
@@ -97,17 +97,22 @@ def parse_body(body: bytes, content_type: str) -> dict:
 
 
 def _first_values(multi: MultiDict) -> dict:
-    return {key: multi.get(key, "") for key in multi}
+    return {_clean(key or ""): _clean(multi.get(key) or "") for key in multi}
+
+
+def _clean(text: str) -> str:
+    """NUL cannot be stored in a text column (PostgreSQL refuses it); the raw body keeps it."""
+    return text.replace("\x00", "")
 
 
 def _as_text(value) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return value
+        return _clean(value)
     if isinstance(value, bool | int | float):
         return json.dumps(value)
-    return json.dumps(value, ensure_ascii=False)
+    return _clean(json.dumps(value, ensure_ascii=False))
 
 
 def judge(data: dict, default_region: str) -> Judgement:

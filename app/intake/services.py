@@ -4,6 +4,7 @@ The inbox row and the lead are written in the one transaction whose commit
 decides the answer: nothing is answered 2xx that was not stored.
 """
 
+import hashlib
 import time
 from dataclasses import dataclass
 
@@ -96,7 +97,7 @@ def store_raw(
     item = InboxItem(
         tenant_id=source.tenant_id,
         source_id=source.id,
-        content_type=content_type[:200],
+        content_type=content_type.replace("\x00", "")[:200],
         headers=kept_headers(headers),
         body=body,
         body_truncated=truncated,
@@ -162,16 +163,23 @@ def _judge(source: Source, item: InboxItem, headers) -> IntakeResult:
     return result
 
 
+def _key(kind: str, value: str) -> str:
+    """The stored form of a sender's key: itself when short, else a digest of all of it."""
+    if len(value) <= 200:
+        return f"{kind}:{value}"
+    return f"{kind}:sha256:{hashlib.sha256(value.encode('utf-8', 'surrogatepass')).hexdigest()}"
+
+
 def _idempotency_keys(headers, data: dict) -> list[str]:
     keys = []
     if headers.get("Idempotency-Key"):
-        keys.append("idem:" + headers["Idempotency-Key"][:250])
+        keys.append(_key("idem", headers["Idempotency-Key"]))
     if headers.get("webhook-id"):
-        keys.append("whid:" + headers["webhook-id"][:250])
+        keys.append(_key("whid", headers["webhook-id"]))
     if (data.get("external_id") or "").strip():
-        keys.append("ext:" + data["external_id"].strip()[:250])
+        keys.append(_key("ext", data["external_id"].strip()))
     if data.get("_submission"):
-        keys.append("form:" + data["_submission"][:100])
+        keys.append(_key("form", data["_submission"]))
     return keys
 
 

@@ -38,9 +38,10 @@ def verify(secret: str, headers, body: bytes, now: float | None = None) -> str |
         return "signature_bad_timestamp"
     if abs((now if now is not None else time.time()) - sent_at) > TOLERANCE_SECONDS:
         return "signature_stale"
-    expected = sign(secret, message_id, sent_at, body).split(",", 1)[1]
+    expected = sign(secret, message_id, sent_at, body).split(",", 1)[1].encode()
     for candidate in signatures.split():
         version, _, value = candidate.partition(",")
-        if version == "v1" and hmac.compare_digest(value, expected):
+        # Bytes, not str: compare_digest refuses non-ASCII strings, and headers may hold any.
+        if version == "v1" and hmac.compare_digest(value.encode("latin-1", "replace"), expected):
             return None
     return "signature_mismatch"
