@@ -135,7 +135,12 @@ def register(app: Flask) -> None:
             _fail("name must not be empty")
         try:
             source = sources.create_source(
-                tenant, name, SourceKind(kind), cost_minor, signed=signed
+                tenant,
+                name,
+                SourceKind(kind),
+                cost_minor,
+                signed=signed,
+                rate_limit_per_minute=rate_limit,
             )
         except sources.SourceError as error:
             _fail(str(error))

@@ -329,3 +329,19 @@ def test_local_phone_numbers_are_read_in_the_workspace_country(client, make):
     response = _post(client, source, {"name": "Борис", "phone": "8 (912) 000-11-22"})
     assert response.status_code == 201
     assert db.session.get(Lead, response.json["id"]).contact.phone == "+79120001122"
+
+
+def test_when_redis_is_down_posts_are_still_stored(client, shop, monkeypatch):
+    from redis.exceptions import ConnectionError as RedisDown
+
+    from app.extensions import limiter
+
+    _, _, source = shop
+
+    def unreachable(*args, **kwargs):
+        raise RedisDown("Connection refused")
+
+    monkeypatch.setattr(limiter.limiter, "hit", unreachable)
+    response = _post(client, source, {"email": "during-outage@example.com"})
+    assert response.status_code == 201
+    assert _count(Lead, Lead.source_id == source.id) == 1

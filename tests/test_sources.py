@@ -256,6 +256,8 @@ def test_cli_creates_a_source_with_its_absolute_intake_url(app, make):
             "--cost",
             "2500",
             "--signed",
+            "--rate-limit",
+            "5000",
         ]
     )
     assert result.exit_code == 0, result.stderr
@@ -263,6 +265,7 @@ def test_cli_creates_a_source_with_its_absolute_intake_url(app, make):
     source = db.session.get(Source, data["id"])
     assert data["intake_url"] == f"http://conveyor.test/in/{source.intake_token}"
     assert data["signing_secret"] == source.signing_secret and source.cost_per_lead_minor == 2500
+    assert source.rate_limit_per_minute == 5000
     bad = app.test_cli_runner().invoke(
         args=["source", "create", "--workspace", "nope", "--name", "X"]
     )

@@ -24,9 +24,15 @@ def _seconds_until_allowed(source) -> int | None:
     if not current_app.config["RATELIMIT_ENABLED"]:
         return None
     limit = parse_limit(f"{source.rate_limit_per_minute}/minute")
-    if limiter.limiter.hit(limit, "intake", str(source.id)):
+    try:
+        if limiter.limiter.hit(limit, "intake", str(source.id)):
+            return None
+        reset_at, _ = limiter.limiter.get_window_stats(limit, "intake", str(source.id))
+    except Exception:  # noqa: BLE001 - Redis down: a lead matters more than a rate limit
+        current_app.logger.warning(
+            "intake rate limit unavailable; accepting the post", exc_info=True
+        )
         return None
-    reset_at, _ = limiter.limiter.get_window_stats(limit, "intake", str(source.id))
     return max(1, int(reset_at - time.time()) + 1)
 
 
