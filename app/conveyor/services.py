@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from flask import abort
 from flask_babel import lazy_gettext as _l
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 
 from app.extensions import db
 from app.models import Lead, Membership, Phase, Role, Stage, Tenant, User, utcnow
@@ -306,11 +306,17 @@ def log_touch(
     return touch
 
 
+TIMELINE_LENGTH = 100
+
+
 def timeline(lead: Lead) -> list[LeadEvent]:
+    """The latest events, newest first, with their actors (two queries, bounded)."""
     return list(
         db.session.scalars(
             sa.select(LeadEvent)
             .where(LeadEvent.tenant_id == lead.tenant_id, LeadEvent.lead_id == lead.id)
+            .options(selectinload(LeadEvent.actor))
             .order_by(LeadEvent.created_at.desc(), LeadEvent.id.desc())
+            .limit(TIMELINE_LENGTH)
         )
     )

@@ -85,6 +85,7 @@ class Lead(TenantScoped, TimestampMixin, Base):
         sa.Index("ix_lead_tenant_stage_activity", "tenant_id", "stage_id", "last_activity_at"),
         sa.Index("ix_lead_tenant_owner_stage", "tenant_id", "owner_id", "stage_id"),
         sa.Index("ix_lead_tenant_next_touch", "tenant_id", "next_touch_on"),
+        sa.Index("ix_lead_tenant_created", "tenant_id", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
