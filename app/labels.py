@@ -35,6 +35,7 @@ LABELS = {
         "digest": _l("Morning digest"),
         "touch_due": _l("Touch reminder"),
         "decision_window": _l("Decision-window reminder"),
+        "touch_scheduled": _l("Planned touch"),
     },
     "conflict_kind": {
         "source_quality": _l("Lead quality dropped"),

@@ -580,6 +580,14 @@ ROWS = [
         _deal,
         form={"channel": "call", "outcome": "Reached"},
     ),
+    Row(
+        "conveyor.schedule_touch",
+        POST,
+        EVERYONE,
+        REDIRECT,
+        _deal,
+        form={"at": "2030-01-15T10:30"},
+    ),
     Row("conveyor.lose", POST, EVERYONE, REDIRECT, _deal, form={"reason": "no_money"}),
     Row(
         "conveyor.qualify",

@@ -373,3 +373,26 @@ def test_dashboard_shows_cadence_compliance_and_who_is_about_to_miss(client, log
     client.post("/logout")
     login(closer.email)
     assert 'id="compliance"' not in client.get("/").text
+
+
+def test_a_planned_touch_reminds_its_owner_once_when_the_moment_comes(
+    client, login, make, shop, mailbox
+):
+    tenant, owner, closer, *_ = shop
+    deal = make.lead(tenant, "Proposal", owner=closer)
+    login(closer.email)
+    client.post(f"/deals/{deal.id}/schedule", data={"at": "2026-12-01T15:30"})  # Moscow time
+    assert "Planned for" in client.get(f"/deals/{deal.id}").text
+    assert schedule.tick(_at(tenant, DAY, 15, 29))["rows"] == 0
+    assert schedule.tick(_at(tenant, DAY, 15, 30))["rows"] == 1
+    assert schedule.tick(_at(tenant, DAY, 15, 31))["rows"] == 0
+    delivery.deliver_due(_at(tenant, DAY, 15, 31))
+    [reminder] = [m for m in mailbox.to(closer.email) if "you planned" in m["Subject"]]
+    assert deal.contact.name in reminder["Subject"]
+    client.post(f"/deals/{deal.id}/touches", data={"channel": "call", "outcome": "Done"})
+    db.session.refresh(deal)
+    assert deal.touch_scheduled_at is None
+    bad = client.post(
+        f"/deals/{deal.id}/schedule", data={"at": "tomorrow-ish"}, follow_redirects=True
+    )
+    assert "Give a date and time" in bad.text

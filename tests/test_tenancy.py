@@ -172,6 +172,7 @@ ID_ROUTES = {
     "radar.partner_link": _source,
     "radar.revoke_partner_link": _source,
     "conveyor.win": _deal,
+    "conveyor.schedule_touch": _deal,
     "clients.accept_promise": _promise,
     "clients.flag_promise": _promise,
     "clients.new_sale": _client,

@@ -4,6 +4,7 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
     DateField,
+    DateTimeLocalField,
     FieldList,
     Form,
     FormField,
@@ -79,6 +80,12 @@ class WinForm(FlaskForm):
     def validate_value(self, field):
         if parse_money(field.data) is None:
             raise ValidationError(_l("Enter an amount such as 500 or 1200.50."))
+
+
+class ScheduleTouchForm(FlaskForm):
+    at = DateTimeLocalField(
+        _l("Plan the next touch for"), format="%Y-%m-%dT%H:%M", validators=[Optional()]
+    )
 
 
 class FlagForm(FlaskForm):

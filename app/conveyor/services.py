@@ -291,6 +291,7 @@ def log_touch(
     db.session.add(touch)
     lead.last_touch_at = utcnow()
     lead.first_touch_at = lead.first_touch_at or lead.last_touch_at
+    lead.touch_scheduled_at = None
     if lead.stage.phase == Phase.ACCOUNT:
         cadence = lead.cadence_days or tenant.touch_cadence_days
         lead.next_touch_on = local_today(tenant) + timedelta(days=cadence)
@@ -307,6 +308,25 @@ def log_touch(
 
 
 TIMELINE_LENGTH = 100
+
+
+def schedule_touch(membership: Membership, lead: Lead, local_moment: datetime | None) -> None:
+    """Plan the next touch for a moment in the workspace's time (None clears the plan)."""
+    tenant = db.session.get(Tenant, lead.tenant_id)
+    lead.touch_scheduled_at = (
+        local_moment.replace(tzinfo=ZoneInfo(tenant.timezone)).astimezone(ZoneInfo("UTC"))
+        if local_moment
+        else None
+    )
+    record_event(
+        lead,
+        membership.user,
+        EventKind.NOTE,
+        text=f"⏰ {local_moment.isoformat(sep=' ', timespec='minutes')}"
+        if local_moment
+        else "⏰ —",
+    )
+    db.session.commit()
 
 
 def timeline(lead: Lead) -> list[LeadEvent]:

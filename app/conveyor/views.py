@@ -13,6 +13,7 @@ from app.conveyor.forms import (
     LoseForm,
     NoteForm,
     QualificationForm,
+    ScheduleTouchForm,
     TouchForm,
     WinForm,
     parse_money,
@@ -173,6 +174,7 @@ def _lead_page(
         next_lead=next_lead,
         inbox_items=inbox_items,
         promises=handoff.promises_of(lead),
+        schedule_form=ScheduleTouchForm(),
         today=tenant_today,
         stages=services.stages(g.tenant, visible_phases(g.membership)),
     )
@@ -270,6 +272,22 @@ def log_touch(lead_id: int):
     )
     flash(_("Touch logged."), "success")
     return redirect_to(back)
+
+
+@bp.route("/deals/<int:lead_id>/schedule", methods=["POST"])
+@requires("board.view")
+def schedule_touch(lead_id: int):
+    lead = services.lead_for_member_or_404(g.membership, lead_id)
+    form = ScheduleTouchForm()
+    if not form.validate_on_submit():
+        flash(_("Give a date and time such as 2026-12-01 10:30."), "error")
+    else:
+        services.schedule_touch(g.membership, lead, form.at.data)
+        flash(
+            _("Planned: you will be reminded then.") if form.at.data else _("Plan cleared."),
+            "success",
+        )
+    return redirect_to(url_for("conveyor.lead", lead_id=lead.id))
 
 
 @bp.route("/today")

@@ -87,6 +87,10 @@ def build(row: OutboxMessage, tenant: Tenant, membership: Membership, user: User
             context = {"lead": lead, "link": link}
             if row.kind == MessageKind.TOUCH_DUE:
                 notification = _("Time to touch %(name)s.", name=lead.contact.name)
+            elif row.kind == MessageKind.TOUCH_SCHEDULED:
+                notification = _(
+                    "It is time for the touch you planned with %(name)s.", name=lead.contact.name
+                )
             else:
                 notification = _(
                     "%(name)s decides around %(date)s: be in touch.",
@@ -99,6 +103,8 @@ def build(row: OutboxMessage, tenant: Tenant, membership: Membership, user: User
 
 def _still_applies(row: OutboxMessage, lead: Lead) -> bool:
     stage = lead.stage
+    if row.kind == MessageKind.TOUCH_SCHEDULED:
+        return lead.touch_scheduled_at is not None  # cleared once the touch is logged
     if row.kind == MessageKind.TOUCH_DUE:
         return (
             stage.phase == Phase.ACCOUNT

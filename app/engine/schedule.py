@@ -51,6 +51,7 @@ def tick(now: datetime | None = None) -> dict:
     written = 0
     for tenant in due:
         written += _record_day(tenant, local_now(tenant, now).date(), now)
+    written += _record_planned_touches(tenants, now)
     db.session.commit()
     return {"workspaces_due": len(due), "rows": written}
 
@@ -95,6 +96,32 @@ def _record_day(tenant: Tenant, today: date, now: datetime) -> int:
         _row(tenant, owner, MessageKind.DECISION_WINDOW, lead, today) for lead, owner in deciding
     ]
     _escalate(tenant, today, now)
+    return _insert_new(rows)
+
+
+def _record_planned_touches(tenants: list[Tenant], now: datetime) -> int:
+    """Touches planned for a moment that has now come (looked at every minute)."""
+    zones = {tenant.id: ZoneInfo(tenant.timezone) for tenant in tenants}
+    planned = db.session.execute(
+        sa.select(Lead.id, Lead.tenant_id, Lead.owner_id, Lead.touch_scheduled_at)
+        .where(
+            Lead.touch_scheduled_at <= now,
+            Lead.touch_scheduled_at > now - timedelta(days=1),
+            Lead.owner_id.is_not(None),
+        )
+        .execution_options(**ALL_TENANTS)
+    ).all()
+    rows = []
+    for lead_id, tenant_id, owner_id, at in planned:
+        row = {
+            "tenant_id": tenant_id,
+            "user_id": owner_id,
+            "subject_id": lead_id,
+            "kind": MessageKind.TOUCH_SCHEDULED.value,
+            "local_date": at.astimezone(zones[tenant_id]).date(),
+            "unique_key": f"{tenant_id}:{owner_id}:touch_scheduled:{lead_id}:{at.isoformat()}",
+        }
+        rows.append(row)
     return _insert_new(rows)
 
 

@@ -17,6 +17,7 @@ class MessageKind(enum.StrEnum):
     DIGEST = "digest"
     TOUCH_DUE = "touch_due"
     DECISION_WINDOW = "decision_window"
+    TOUCH_SCHEDULED = "touch_scheduled"
 
 
 class MessageStatus(enum.StrEnum):

@@ -116,6 +116,8 @@ class Lead(TenantScoped, TimestampMixin, Base):
     cadence_days: Mapped[int | None] = mapped_column()
     last_touch_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     first_touch_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A touch planned for a moment; the engine reminds the owner when it arrives.
+    touch_scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
 
     @property
     def is_qualified(self) -> bool:
