@@ -5,6 +5,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask import abort, flash, g, request, url_for
 from flask_babel import gettext as _
+from flask_wtf.csrf import generate_csrf
+from markupsafe import escape
 from wtforms import SelectChoice
 
 from app.conveyor import board as board_service
@@ -34,8 +36,23 @@ def _filters() -> board_service.BoardFilters:
     )
 
 
+def _card_kit(stages) -> dict:
+    """What every card repeats, worked out once per page: 225 cards add up."""
+    options = "".join(
+        f'<option value="{stage.id}">{escape(stage.name)}</option>' for stage in stages
+    )
+    return {
+        "lead_url": url_for("conveyor.lead", lead_id=0).replace("/0", "/{}", 1),
+        "move_url": url_for("conveyor.move", lead_id=0).replace("/0/", "/{}/", 1),
+        "stage_options": options,
+        "rot_days": {stage.id: stage.rot_days for stage in stages},
+        "csrf": generate_csrf(),
+    }
+
+
 def _board_response(filters, error: str | None = None, http_status: int = 200):
     columns = board_service.build(g.tenant, g.membership, filters)
+    stages = [c.stage for c in columns]
     return render(
         "conveyor/board.html",
         "conveyor/_board.html",
@@ -44,7 +61,7 @@ def _board_response(filters, error: str | None = None, http_status: int = 200):
         filters=filters,
         error=error,
         today=services.local_today(g.tenant),
-        all_stages=[c.stage for c in columns],
+        kit=_card_kit(stages),
         sources=_filter_sources(),
         owners=_filter_owners(),
     )
@@ -99,7 +116,7 @@ def more_cards(stage_id: int):
         filters=filters,
         has_more=len(cards) == board_service.CARDS_PER_PAGE,
         today=services.local_today(g.tenant),
-        all_stages=board_service.build_stage_list(g.tenant, g.membership),
+        kit=_card_kit(board_service.build_stage_list(g.tenant, g.membership)),
     )
 
 
