@@ -275,6 +275,7 @@ def test_invalid_utf8_is_unreadable(intake, bad, cut, encoding, charset):
     emails=st.lists(st.one_of(lead_emails, st.text(max_size=20)), min_size=2, max_size=4),
     encoding=st.sampled_from(["json", "form"]),
 )
+@example(emails=["", "0\x00"], encoding="json")  # a NUL is dropped, the rest is kept
 def test_duplicate_keys_are_judged_on_the_value_kept(intake, emails, encoding):
     if encoding == "json":
         pairs = ", ".join(f'"email": {json.dumps(email)}' for email in emails)
@@ -285,7 +286,8 @@ def test_duplicate_keys_are_judged_on_the_value_kept(intake, emails, encoding):
     response = intake.post(body, content_type)
     assert response.status_code in (201, 422)
     kept = intake.last_item().fields.get("email")
-    assert kept in {email.strip() for email in emails}
+    # Intake drops NUL characters (PostgreSQL cannot store them); the raw body keeps them.
+    assert kept in {email.replace("\x00", "").strip() for email in emails}
 
 
 @st.composite

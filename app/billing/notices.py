@@ -10,14 +10,13 @@ from app.billing.stripe_client import billing_enabled
 from app.extensions import db
 from app.models import (
     BillingNotice,
-    Membership,
     NoticeKind,
     Role,
     Subscription,
     SubscriptionStatus,
     utcnow,
 )
-from app.tenancy import ALL_TENANTS
+from app.tenancy import ALL_TENANTS, active_members
 
 TRIAL_WARNING = timedelta(days=3)
 
@@ -63,19 +62,7 @@ def release(notice: BillingNotice) -> None:
 
 def owners(tenant_id: int) -> list:
     """The workspace's active owners (users), who receive billing emails."""
-    return [
-        membership.user
-        for membership in db.session.scalars(
-            sa.select(Membership)
-            .where(
-                Membership.tenant_id == tenant_id,
-                Membership.role == Role.OWNER,
-                Membership.active.is_(True),
-            )
-            .order_by(Membership.id)
-            .execution_options(**ALL_TENANTS)
-        )
-    ]
+    return [membership.user for membership in active_members(tenant_id, Role.OWNER)]
 
 
 def check_trials(now: datetime | None = None) -> int:

@@ -127,16 +127,8 @@ def win(
 
 
 def tenant_owner_id(tenant_id: int) -> int | None:
-    return db.session.scalar(
-        sa.select(Membership.user_id)
-        .where(
-            Membership.tenant_id == tenant_id,
-            Membership.role == Role.OWNER,
-            Membership.active.is_(True),
-        )
-        .order_by(Membership.id)
-        .limit(1)
-    )
+    owners = active_members(tenant_id, Role.OWNER)
+    return owners[0].user_id if owners else None
 
 
 def decide_promise(

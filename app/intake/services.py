@@ -33,7 +33,7 @@ from app.models import (
     utcnow,
 )
 from app.pipeline import first_stage
-from app.tenancy import ALL_TENANTS
+from app.tenancy import ALL_TENANTS, active_members
 
 KEPT_HEADERS = (
     "Content-Type",
@@ -314,17 +314,8 @@ def next_assignee(tenant_id: int) -> int | None:
         base
     )
     if membership is None:
-        membership = db.session.scalar(
-            sa.select(Membership)
-            .where(
-                Membership.tenant_id == tenant_id,
-                Membership.role == Role.OWNER,
-                Membership.active.is_(True),
-            )
-            .order_by(Membership.id)
-            .limit(1)
-            .execution_options(**ALL_TENANTS)
-        )
+        owners = active_members(tenant_id, Role.OWNER)
+        membership = owners[0] if owners else None
     if membership is None:
         return None
     membership.last_assigned_at = utcnow()

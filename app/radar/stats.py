@@ -7,7 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import InboxItem, InboxStatus, Lead, LostReason, Source, Tenant
+from app.models import InboxItem, InboxStatus, Lead, LostReason, Source, Tenant, User
 
 
 @dataclass
@@ -115,7 +115,6 @@ def source_figures(tenant: Tenant, start: datetime, end: datetime) -> list[Sourc
 
 def funnel_by_person(tenant: Tenant, start: datetime, end: datetime) -> list[tuple]:
     """(owner, leads, qualified, won) for leads of the period, by their current owner."""
-    from app.models import User
 
     def count_if(condition):
         return sa.func.sum(sa.case((condition, 1), else_=0))
