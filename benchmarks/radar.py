@@ -121,6 +121,41 @@ def radar_leads(ws, count: int, rng: random.Random, now: datetime) -> list[dict]
     return rows
 
 
+PATH = ("New", "Contacted", "Qualified", "Assigned", "Proposal", "Negotiation", "Won", "Client")
+
+
+def stay_rows(ws, leads: list[dict], ids: list[int], rng: random.Random) -> list[dict]:
+    """The finished stage stays (``stage_visit``) that led each lead to where it is:
+    along the pipeline to its stage, or part way and then into Lost."""
+    by_id = {stage_id: name for name, stage_id in ws.stages.items()}
+    rows = []
+    for lead, lead_id in zip(leads, ids, strict=True):
+        name = by_id[lead["stage_id"]]
+        if name == "Lost":
+            steps = PATH[: rng.randint(1, 5 if lead.get("qualified_at") else 3)] + ("Lost",)
+        else:
+            steps = PATH[: PATH.index(name) + 1]
+        entered = lead["created_at"]
+        for here, there in zip(steps, steps[1:], strict=False):
+            left = entered + timedelta(hours=rng.lognormvariate(3.0, 1.0))
+            rows.append(
+                {
+                    "tenant_id": ws.id,
+                    "lead_id": lead_id,
+                    "stage_id": ws.stages[here],
+                    "next_stage_id": ws.stages[there],
+                    "owner_id": lead.get("owner_id"),
+                    "forward": there != "Lost",
+                    "lead_created_at": lead["created_at"],
+                    "entered_at": entered,
+                    "left_at": left,
+                    "seconds": int((left - entered).total_seconds()),
+                }
+            )
+            entered = left
+    return rows
+
+
 def spam_rows(ws, count: int, rng: random.Random, now: datetime) -> list[dict]:
     return [
         {
@@ -170,7 +205,7 @@ def conflict_rows(ws, count: int, lead_ids: list[int], rng, now) -> list[dict]:
 
 def seed(app, params: dict, rng: random.Random, now: datetime) -> dict:
     from app.extensions import db
-    from app.models import Conflict, InboxItem
+    from app.models import Conflict, InboxItem, StageVisit
 
     started = time.perf_counter()
     specs = [{"slug": "big", "members": {"lead_generator": 5, "closer": 8, "account_manager": 6}}]
@@ -181,7 +216,7 @@ def seed(app, params: dict, rng: random.Random, now: datetime) -> dict:
         }
         for i in range(params["others"])
     ]
-    counts = {"leads": 0, "spam": 0, "conflicts": 0}
+    counts = {"leads": 0, "stays": 0, "spam": 0, "conflicts": 0}
     engine = _seed.seed_engine(app.config["SQLALCHEMY_DATABASE_URI"])
     with engine.begin() as conn:
         workspaces = _seed.seed_workspaces(conn, specs, now)
@@ -193,6 +228,9 @@ def seed(app, params: dict, rng: random.Random, now: datetime) -> dict:
             _seed.seed_sources(conn, ws, params["sources"] if big else 8, rng, now)
             rows = radar_leads(ws, n_leads, rng, now)
             ids = insert_leads(conn, ws.id, rows, rng)
+            stays = stay_rows(ws, rows, ids, rng)
+            insert_rows(conn, StageVisit.__table__, stays)
+            counts["stays"] += len(stays)
             spam = spam_rows(ws, int(n_leads * SPAM_SHARE), rng, now)
             insert_rows(conn, InboxItem.__table__, spam)
             conflicts = conflict_rows(ws, n_conflicts, ids, rng, now)
@@ -208,7 +246,8 @@ def seed(app, params: dict, rng: random.Random, now: datetime) -> dict:
     engine.dispose()
     _seed.analyze(app)
     log(
-        f"seeded {len(workspaces)} workspaces, {counts['leads']} leads, {counts['spam']} spam "
+        f"seeded {len(workspaces)} workspaces, {counts['leads']} leads, {counts['stays']} "
+        f"finished stage stays, {counts['spam']} spam "
         f"posts, {counts['conflicts']} conflicts in {time.perf_counter() - started:.1f} s"
     )
     with app.app_context():
@@ -229,6 +268,7 @@ def seed(app, params: dict, rng: random.Random, now: datetime) -> dict:
 PAGES = [
     ("/radar?days=30", "radar, 30 days"),
     ("/radar?days=90", "radar, 90 days"),
+    ("/radar/sources.csv?days=90&table=stages", "funnel by stage CSV, 90 days"),
     ("/conflicts", "conflicts, first page"),
     ("/conflicts?status=open", "conflicts, open (the nav link)"),
     ("/conflicts?page=200", "conflicts, page 200 (offset 9,950)"),

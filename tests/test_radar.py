@@ -243,3 +243,152 @@ def test_pausing_from_the_alert_keeps_capturing_but_stops_the_payout(client, log
         if f.source.id == partner.id
     ]
     assert figures.leads == 1 and figures.cost_minor == 0
+
+
+def _table_rows(page: str, table_id: str) -> list[list[str]]:
+    body = re.search(rf'id="{table_id}">.*?<tbody>(.*?)</tbody>', page, re.S).group(1)
+    return [
+        [
+            re.sub(r"<[^>]+>|\s+", " ", cell).strip()
+            for cell in re.findall(r"<td>(.*?)</td>", r, re.S)
+        ]
+        for r in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)
+    ]
+
+
+def test_the_funnel_counts_each_stage_and_the_median_stay_from_real_moves(
+    client, login, make, radar
+):
+    """Four leads from New: three reach Contacted (after 1, 2 and 4 days in New), one of
+    those goes on to Qualified after 3 days; one is lost from New after 6 days."""
+    tenant, owner, generator, partner = radar
+    leads = _leads(make, tenant, partner, 5, generator)
+    contacted, qualified = _stage(tenant, "Contacted"), _stage(tenant, "Qualified")
+    now = datetime.now(UTC)
+    for lead, days in zip(leads[:4], (1, 2, 4, 6), strict=True):
+        lead.stage_entered_at = now - timedelta(days=days)
+    db.session.commit()
+    login(generator.email)
+    for lead in leads[:3]:
+        assert client.post(f"/deals/{lead.id}/move", data={"stage_id": contacted.id}).status_code
+    client.post(f"/deals/{leads[3].id}/lose", data={"reason": "no_money"})
+    lead = db.session.get(type(leads[0]), leads[0].id)
+    lead.stage_entered_at = datetime.now(UTC) - timedelta(days=3)
+    db.session.commit()
+    client.post(f"/deals/{leads[0].id}/move", data={"stage_id": qualified.id})
+    client.post("/logout")
+
+    login(owner.email)
+    page = client.get("/radar?days=7").text
+    stages = {row[0]: row[1:] for row in _table_rows(page, "funnel-stages")}
+    # New: all 5 entered, 3 went on (60%); stays of 1, 2, 4 and 6 days: median 3.0
+    assert stages["New"] == ["5", "3 (60%)", "3.0"]
+    assert stages["Contacted"] == ["3", "1 (33%)", "3.0"]
+    assert stages["Qualified"] == ["1", "0 (0%)", "—"]
+    assert "Lost" not in stages
+    [person] = _table_rows(page, "funnel-people")
+    # The generator held all five; five stays ended, four of them forward; median 3.0 days
+    assert person == [generator.name, "5", "0", "0", "5", "4 (80%)", "3.0"]
+    stages_csv = client.get("/radar/sources.csv?days=7&table=stages").text
+    assert "New,5,3,60.0,3.0" in stages_csv and "Contacted,3,1,33.3,3.0" in stages_csv
+    people_csv = client.get("/radar/sources.csv?days=7&table=people").text
+    assert f"{generator.name},5,0,0,5,4,80.0,3.0" in people_csv
+    assert client.get("/radar/sources.csv?table=nonsense").status_code == 404
+
+
+def test_the_trend_shows_each_day_of_a_week_and_narrows_to_one_source(client, login, make, radar):
+    tenant, owner, generator, partner = radar
+    other = make.source(tenant, "Website")
+    now = datetime.now(UTC)
+    early = _leads(make, tenant, partner, 3, generator)
+    for lead in early:
+        lead.created_at = now - timedelta(days=3)
+    early[0].lost_reason = "junk"
+    early[1].qualified_at = now
+    _leads(make, tenant, partner, 1, generator)  # today
+    _leads(make, tenant, other, 2, generator)  # today, another source
+    db.session.commit()
+    login(owner.email)
+    page = client.get("/radar?days=7").text
+    rows = _table_rows(page, "trend-table")
+    assert len(rows) == 7  # one point per day for a week
+    assert [row[2] for row in rows] == ["0", "0", "0", "3", "0", "0", "3"]
+    assert rows[3][3:] == ["1 (33%)", "1 (33%)", "0"]
+    assert "<svg" in page and 'id="trend-title"' in page
+    narrowed = client.get(f"/radar?days=7&source={partner.id}").text
+    assert [row[2] for row in _table_rows(narrowed, "trend-table")][-1] == "1"
+    trend_csv = client.get(f"/radar/sources.csv?days=7&table=trend&source={partner.id}").text
+    lines = trend_csv.strip().splitlines()
+    assert lines[0].lstrip("\ufeff") == "from,to,leads,qualified,junk,won,qualified_pct,junk_pct"
+    assert lines[4].endswith(",3,1,1,0,33.3,33.3") and lines[7].split(",")[2] == "1"
+    thirty = _table_rows(client.get("/radar?days=30").text, "trend-table")
+    assert len(thirty) == 5 and sum(int(row[2]) for row in thirty) == 6  # weeks
+
+
+def test_a_source_can_be_judged_over_days_instead_of_leads(
+    client, login, make, radar, run_jobs, mailbox
+):
+    tenant, owner, generator, partner = radar
+    leads = _leads(make, tenant, partner, 8, generator)
+    # An old junk verdict lies outside the 7-day window and is not counted.
+    leads[7].lost_reason, leads[7].closed_at = "junk", datetime.now(UTC) - timedelta(days=9)
+    db.session.commit()
+    login(owner.email)
+    settings = client.get("/settings").text
+    assert 'name="quality_window_mode"' in settings and 'name="quality_window_days"' in settings
+    form = {
+        "name": tenant.name,
+        "timezone": "UTC",
+        "language": "en",
+        "currency": "USD",
+        "touch_cadence_days": 7,
+        "queue_size": 20,
+        "digest_hour": 8,
+        "junk_share_max": 30,
+        "qualified_share_min": 20,
+        "quality_window_mode": "days",
+        "quality_window": 20,
+        "quality_window_days": 7,
+    }
+    refused = client.post("/settings", data={**form, "quality_window_days": 0})
+    assert refused.status_code == 422 and "Number must be between 1 and 90" in refused.text
+    client.post("/settings", data=form)
+    db.session.refresh(tenant)
+    assert tenant.quality_window_mode == "days" and tenant.quality_window_days == 7
+    qualify = {"problem": "Flour", "money": "ok", "decision_date": "2026-12-20", "value": "0"}
+    for lead in leads[:3]:
+        client.post(f"/deals/{lead.id}/qualification", data=qualify)
+    client.post(f"/deals/{leads[3].id}/lose", data={"reason": "junk"})
+    assert _alerts() == []  # 4 verdicts this week: fewer than the 5 a days window needs
+    client.post(f"/deals/{leads[4].id}/lose", data={"reason": "junk"})  # 2 of 5 = 40%
+    [alert] = _alerts()
+    assert alert.details["days"] == 7 and alert.details["judged"] == 5
+    assert "Leads judged in the last 7 days" in client.get(f"/conflicts/{alert.id}").text
+    run_jobs()
+    [mail] = [m for m in mailbox.to(owner.email) if "Lead quality dropped" in m["Subject"]]
+    assert "judged in the last 7 days" in mail.get_body(("plain",)).get_content()
+
+
+def test_a_source_overrides_the_workspace_limits_and_blank_means_the_default(
+    client, login, make, radar
+):
+    tenant, owner, generator, partner = radar
+    login(owner.email)
+    form = {"name": "Partner", "kind": "partner", "cost": "50", "rate_limit_per_minute": 600}
+    page = client.get(f"/sources/{partner.id}/edit").text
+    assert "the workspace default, 30%" in page
+    refused = client.post(f"/sources/{partner.id}/edit", data={**form, "junk_share_max": 130})
+    assert refused.status_code == 422
+    client.post(f"/sources/{partner.id}/edit", data={**form, "junk_share_max": 60})
+    db.session.refresh(partner)
+    assert partner.junk_share_max == 60 and partner.qualified_share_min is None
+    leads = _leads(make, tenant, partner, 5, generator)
+    for lead in leads[:2]:
+        client.post(f"/deals/{lead.id}/lose", data={"reason": "junk"})
+    qualify = {"problem": "Flour", "money": "ok", "decision_date": "2026-12-20", "value": "0"}
+    for lead in leads[2:]:
+        client.post(f"/deals/{lead.id}/qualification", data=qualify)
+    assert _alerts() == []  # 40% junk is within this source's 60%
+    client.post(f"/sources/{partner.id}/edit", data={**form, "junk_share_max": ""})
+    db.session.refresh(partner)
+    assert partner.junk_share_max is None

@@ -10,6 +10,7 @@ from app.models.activity import (
     LostReason,
     Promise,
     PromiseStatus,
+    StageVisit,
     Touch,
     TouchChannel,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "OutboxMessage",
     "Promise",
     "PromiseStatus",
+    "StageVisit",
     "Touch",
     "TouchChannel",
     "Contact",

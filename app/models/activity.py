@@ -112,6 +112,30 @@ class Promise(TenantScoped, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class StageVisit(TenantScoped, Base):
+    """A lead's finished stay in one stage: written when it leaves (see app.radar.funnel).
+
+    ``lead_created_at`` repeats the lead's arrival so that a period's funnel reads
+    this table alone.
+    """
+
+    __tablename__ = "stage_visit"
+    __table_args__ = (sa.Index("ix_stage_visit_tenant_cohort", "tenant_id", "lead_created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    lead_id: Mapped[int] = mapped_column(sa.ForeignKey("lead.id", ondelete="CASCADE"), index=True)
+    stage_id: Mapped[int] = mapped_column(sa.ForeignKey("stage.id", ondelete="CASCADE"))
+    next_stage_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("stage.id", ondelete="SET NULL")
+    )
+    owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
+    forward: Mapped[bool] = mapped_column(default=False)
+    lead_created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    entered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    left_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    seconds: Mapped[int] = mapped_column(default=0)
+
+
 class Conflict(TenantScoped, Base):
     """A problem between stages that the owner must see (listed fully by the radar)."""
 

@@ -91,8 +91,13 @@ class Lead(TenantScoped, TimestampMixin, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     contact_id: Mapped[int] = mapped_column(sa.ForeignKey("contact.id", ondelete="CASCADE"))
     source_id: Mapped[int | None] = mapped_column(sa.ForeignKey("source.id", ondelete="SET NULL"))
-    stage_id: Mapped[int] = mapped_column(sa.ForeignKey("stage.id"), index=True)
-    owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
+    # Old values stay known on change: app.radar.funnel records the finished stay.
+    stage_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("stage.id"), index=True, active_history=True
+    )
+    owner_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("user.id", ondelete="SET NULL"), active_history=True
+    )
     title: Mapped[str] = mapped_column(sa.String(200))
     value_minor: Mapped[int] = mapped_column(default=0)
     problem: Mapped[str | None] = mapped_column(sa.Text)
@@ -118,6 +123,8 @@ class Lead(TenantScoped, TimestampMixin, Base):
     first_touch_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # A touch planned for a moment; the engine reminds the owner when it arrives.
     touch_scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    # When the lead entered its current stage (empty: when it was created).
+    stage_entered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=utcnow)
 
     @property
     def is_qualified(self) -> bool:

@@ -34,10 +34,13 @@ class Tenant(TimestampMixin, Base):
     closer_daily_capacity: Mapped[int] = mapped_column(default=20)
     assignment_mode: Mapped[str] = mapped_column(sa.String(16), default="least_loaded")
     digest_hour: Mapped[int] = mapped_column(default=8)
-    # Source quality alerts, over each source's last N judged leads.
+    # Source quality alerts, over each source's last N judged leads, or over the
+    # leads judged in its last D days when ``quality_window_mode`` is "days".
     junk_share_max: Mapped[int] = mapped_column(default=30)
     qualified_share_min: Mapped[int] = mapped_column(default=20)
     quality_window: Mapped[int] = mapped_column(default=20)
+    quality_window_mode: Mapped[str] = mapped_column(sa.String(8), default="leads")
+    quality_window_days: Mapped[int] = mapped_column(default=7)
 
     def __repr__(self) -> str:
         return f"<Tenant {self.slug}>"

@@ -5,6 +5,7 @@ once its last N judged leads are back within the thresholds.
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import sqlalchemy as sa
 from flask_babel import force_locale
@@ -13,9 +14,25 @@ from flask_babel import gettext as _
 from app.auth.services import preferred_locale
 from app.extensions import db
 from app.mail import external_url
-from app.models import Conflict, ConflictKind, Lead, LostReason, Notification, Role, Source, Tenant
+from app.models import (
+    Conflict,
+    ConflictKind,
+    Lead,
+    LostReason,
+    Notification,
+    Role,
+    Source,
+    Tenant,
+    utcnow,
+)
 from app.queue import enqueue
 from app.tenancy import ALL_TENANTS, active_members
+
+WINDOW_LEADS, WINDOW_DAYS = "leads", "days"
+# A window in days judges a source once it holds this many verdicts (and never
+# reads more than the cap).
+DAYS_WINDOW_MIN_JUDGED = 5
+DAYS_WINDOW_CAP = 10_000
 
 
 @dataclass
@@ -35,10 +52,11 @@ def thresholds(source: Source, tenant: Tenant) -> tuple[int, int]:
     return junk, qualified
 
 
-def recent_quality(source: Source, window: int) -> Quality:
-    """Shares over the source's last ``window`` judged leads (qualified or lost)."""
+def recent_quality(source: Source, tenant: Tenant) -> Quality:
+    """Shares over the source's window: its last N judged leads (qualified or lost), or
+    every lead judged in its last D days when the workspace counts in days."""
     judged_at = sa.func.coalesce(Lead.qualified_at, Lead.closed_at)
-    rows = db.session.execute(
+    query = (
         sa.select(Lead.qualified_at.is_not(None), Lead.lost_reason)
         .where(
             Lead.tenant_id == source.tenant_id,
@@ -46,15 +64,26 @@ def recent_quality(source: Source, window: int) -> Quality:
             sa.or_(Lead.qualified_at.is_not(None), Lead.lost_reason.is_not(None)),
         )
         .order_by(judged_at.desc(), Lead.id.desc())
-        .limit(window)
         .execution_options(**ALL_TENANTS)
-    ).all()
+    )
+    if tenant.quality_window_mode == WINDOW_DAYS:
+        since = utcnow() - timedelta(days=tenant.quality_window_days)
+        query = query.where(judged_at >= since).limit(DAYS_WINDOW_CAP)
+    else:
+        query = query.limit(tenant.quality_window)
+    rows = db.session.execute(query).all()
     judged = len(rows)
     if not judged:
         return Quality(0, 0.0, 0.0)
     junk = sum(1 for _, reason in rows if reason == LostReason.JUNK.value)
     qualified = sum(1 for was_qualified, _ in rows if was_qualified)
     return Quality(judged, junk / judged, qualified / judged)
+
+
+def enough_judged(quality: Quality, tenant: Tenant) -> bool:
+    if tenant.quality_window_mode == WINDOW_DAYS:
+        return quality.judged >= DAYS_WINDOW_MIN_JUDGED
+    return quality.judged >= tenant.quality_window
 
 
 def after_verdict(lead: Lead) -> Conflict | None:
@@ -64,8 +93,8 @@ def after_verdict(lead: Lead) -> Conflict | None:
     source = db.session.get(Source, lead.source_id)
     tenant = db.session.get(Tenant, lead.tenant_id)
     db.session.flush()
-    quality = recent_quality(source, tenant.quality_window)
-    if quality.judged < tenant.quality_window:
+    quality = recent_quality(source, tenant)
+    if not enough_judged(quality, tenant):
         return None
     junk_max, qualified_min = thresholds(source, tenant)
     breached = quality.junk_share * 100 > junk_max or quality.qualified_share * 100 < qualified_min
@@ -83,6 +112,9 @@ def after_verdict(lead: Lead) -> Conflict | None:
         details={
             "source": source.name,
             "judged": quality.judged,
+            "days": tenant.quality_window_days
+            if tenant.quality_window_mode == WINDOW_DAYS
+            else None,
             "junk_share": round(quality.junk_share * 100),
             "junk_max": junk_max,
             "qualified_share": round(quality.qualified_share * 100),

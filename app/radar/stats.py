@@ -2,12 +2,13 @@
 
 import statistics
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import InboxItem, InboxStatus, Lead, LostReason, Source, Tenant, User
+from app.models import InboxItem, InboxStatus, Lead, LostReason, Source, Tenant
 
 
 @dataclass
@@ -113,21 +114,74 @@ def source_figures(tenant: Tenant, start: datetime, end: datetime) -> list[Sourc
     return list(figures.values())
 
 
-def funnel_by_person(tenant: Tenant, start: datetime, end: datetime) -> list[tuple]:
-    """(owner, leads, qualified, won) for leads of the period, by their current owner."""
+@dataclass
+class TrendPoint:
+    first: date
+    last: date
+    leads: int = 0
+    qualified: int = 0
+    junk: int = 0
+    won: int = 0
+
+    def share(self, count: int) -> float | None:
+        return count / self.leads if self.leads else None
+
+
+def _local_day(column, zone: str):
+    """The calendar day of ``column`` in the workspace's timezone, as SQL."""
+    if db.engine.dialect.name == "postgresql":
+        return sa.func.date(sa.func.timezone(zone, column))
+    # SQLite keeps naive UTC text; shift by the zone's offset today (no DST history).
+    offset = datetime.now(ZoneInfo(zone)).utcoffset() or timedelta()
+    return sa.func.date(column, f"{int(offset.total_seconds() // 60):+d} minutes")
+
+
+def trend(
+    tenant: Tenant, first: date, last: date, start: datetime, end: datetime, source_id=None
+) -> list[TrendPoint]:
+    """Leads and verdicts per day (periods up to two weeks) or per week, oldest first.
+
+    Leads are counted on the day they arrived; their verdicts count there too, so a
+    recent week's qualified share still grows as leads are judged.
+    """
+    span = (last - first).days + 1
+    step = 1 if span <= 14 else 7
+    points = []
+    day = first
+    while day <= last:
+        points.append(TrendPoint(day, min(day + timedelta(days=step - 1), last)))
+        day += timedelta(days=step)
+    day_column = _local_day(Lead.created_at, tenant.timezone)
 
     def count_if(condition):
         return sa.func.sum(sa.case((condition, 1), else_=0))
 
-    return db.session.execute(
+    query = (
         sa.select(
-            User.name,
+            day_column,
             sa.func.count(Lead.id),
             count_if(Lead.qualified_at.is_not(None)),
+            count_if(Lead.lost_reason == LostReason.JUNK.value),
             count_if(Lead.won_at.is_not(None)),
         )
-        .join(User, User.id == Lead.owner_id)
-        .where(Lead.tenant_id == tenant.id, Lead.created_at >= start, Lead.created_at < end)
-        .group_by(User.name)
-        .order_by(User.name)
-    ).all()
+        .where(
+            Lead.tenant_id == tenant.id,
+            Lead.created_at >= start,
+            Lead.created_at < end,
+            Lead.source_id.is_not(None),
+        )
+        .group_by(day_column)
+    )
+    if source_id:
+        query = query.where(Lead.source_id == source_id)
+    for day_value, leads, qualified, junk, won in db.session.execute(query):
+        if isinstance(day_value, str):
+            day_value = date.fromisoformat(day_value)
+        index = (day_value - first).days // step
+        if 0 <= index < len(points):
+            point = points[index]
+            point.leads += leads
+            point.qualified += qualified or 0
+            point.junk += junk or 0
+            point.won += won or 0
+    return points

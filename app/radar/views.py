@@ -14,7 +14,7 @@ from app.extensions import db, limiter
 from app.htmx import local_path_or, redirect_to, render
 from app.models import Conflict, ConflictKind, ConflictStatus, Lead, LostReason, Source
 from app.policy import requires
-from app.radar import bp, conflicts, stats
+from app.radar import bp, conflicts, funnel, stats
 from app.tenancy import ALL_TENANTS, get_for_tenant_or_404
 
 PERIODS = (7, 30, 90)
@@ -39,67 +39,162 @@ def _period() -> tuple[datetime, datetime, dict]:
     return start, end, {"days": days, "first": first, "last": last}
 
 
+def _trend_source(figures) -> Source | None:
+    """The source chosen for the trend (?source=ID among the workspace's), or None: all."""
+    wanted = request.args.get("source", type=int)
+    return next((row.source for row in figures if row.source.id == wanted), None)
+
+
 @bp.route("/radar")
 @requires("radar.view")
 def sources():
     start, end, period = _period()
     figures = stats.source_figures(g.tenant, start, end)
+    trend_source = _trend_source(figures)
     return render(
         "radar/sources.html",
         figures=figures,
         period=period,
         periods=PERIODS,
-        people=stats.funnel_by_person(g.tenant, start, end),
+        stages=funnel.by_stage(g.tenant, start, end),
+        people=funnel.by_person(g.tenant, start, end),
+        trend=stats.trend(
+            g.tenant,
+            period["first"],
+            period["last"],
+            start,
+            end,
+            trend_source.id if trend_source else None,
+        ),
+        trend_source=trend_source,
         lost_reasons=list(LostReason),
     )
+
+
+def _money(minor: int | None) -> str:
+    return "" if minor is None else f"{minor / 100:.2f}"
+
+
+def _share(value: float | None) -> str:
+    return "" if value is None else f"{value * 100:.1f}"
+
+
+def _days(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
+def _source_rows(start, end):
+    yield [
+        "source",
+        "leads",
+        "spam",
+        "junk",
+        "unreachable",
+        "qualified",
+        "won",
+        "revenue",
+        "cost_per_lead",
+        "cost_per_qualified_lead",
+        "cost_per_sale",
+        "median_hours_to_first_touch",
+    ]
+    for row in stats.source_figures(g.tenant, start, end):
+        yield [
+            row.source.name,
+            row.leads,
+            row.spam,
+            row.junk,
+            row.unreachable,
+            row.qualified,
+            row.won,
+            _money(row.revenue_minor),
+            _money(row.source.cost_per_lead_minor),
+            _money(row.cost_per(row.qualified)),
+            _money(row.cost_per(row.won)),
+            "" if row.median_first_touch_hours is None else f"{row.median_first_touch_hours:.1f}",
+        ]
+
+
+def _trend_rows(start, end, period):
+    source = _trend_source(stats.source_figures(g.tenant, start, end))
+    yield ["from", "to", "leads", "qualified", "junk", "won", "qualified_pct", "junk_pct"]
+    for point in stats.trend(
+        g.tenant, period["first"], period["last"], start, end, source.id if source else None
+    ):
+        yield [
+            point.first.isoformat(),
+            point.last.isoformat(),
+            point.leads,
+            point.qualified,
+            point.junk,
+            point.won,
+            _share(point.share(point.qualified)),
+            _share(point.share(point.junk)),
+        ]
+
+
+def _stage_rows(start, end):
+    yield ["stage", "entered", "went_on", "conversion_pct", "median_days_in_stage"]
+    for row in funnel.by_stage(g.tenant, start, end):
+        yield [
+            row.stage.name,
+            row.entered,
+            row.went_on,
+            _share(row.conversion),
+            _days(row.median_days),
+        ]
+
+
+def _person_rows(start, end):
+    yield [
+        "person",
+        "leads",
+        "qualified",
+        "won",
+        "stage_stays",
+        "went_on",
+        "conversion_pct",
+        "median_days_in_stage",
+    ]
+    for row in funnel.by_person(g.tenant, start, end):
+        yield [
+            row.name,
+            row.leads,
+            row.qualified,
+            row.won,
+            row.stays,
+            row.went_on,
+            _share(row.conversion),
+            _days(row.median_days),
+        ]
+
+
+CSV_TABLES = {"sources", "trend", "stages", "people"}
 
 
 @bp.route("/radar/sources.csv")
 @requires("radar.view")
 def sources_csv():
-    start, end, _period_info = _period()
+    """One of the radar page's tables as CSV: ?table=sources (default), trend, stages, people."""
+    start, end, period = _period()
+    table = request.args.get("table", "sources")
+    if table not in CSV_TABLES:
+        abort(404)
+    if table == "trend":
+        rows = _trend_rows(start, end, period)
+    elif table == "stages":
+        rows = _stage_rows(start, end)
+    elif table == "people":
+        rows = _person_rows(start, end)
+    else:
+        rows = _source_rows(start, end)
     out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(
-        [
-            "source",
-            "leads",
-            "spam",
-            "junk",
-            "unreachable",
-            "qualified",
-            "won",
-            "revenue",
-            "cost_per_lead",
-            "cost_per_qualified_lead",
-            "cost_per_sale",
-            "median_hours_to_first_touch",
-        ]
-    )
-    for row in stats.source_figures(g.tenant, start, end):
-        per = row.cost_per
-        writer.writerow(
-            [
-                row.source.name,
-                row.leads,
-                row.spam,
-                row.junk,
-                row.unreachable,
-                row.qualified,
-                row.won,
-                f"{row.revenue_minor / 100:.2f}",
-                f"{row.source.cost_per_lead_minor / 100:.2f}",
-                "" if per(row.qualified) is None else f"{per(row.qualified) / 100:.2f}",
-                "" if per(row.won) is None else f"{per(row.won) / 100:.2f}",
-                ""
-                if row.median_first_touch_hours is None
-                else f"{row.median_first_touch_hours:.1f}",
-            ]
-        )
+    csv.writer(out).writerows(rows)
+    name = "source-quality" if table == "sources" else f"radar-{table}"
     return Response(
         "\ufeff" + out.getvalue(),
         mimetype="text/csv",
-        headers={"Content-Disposition": 'attachment; filename="source-quality.csv"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
     )
 
 

@@ -40,6 +40,13 @@ class SourceForm(FlaskForm):
         _l("Most posts per minute"), default=600, validators=[NumberRange(1, 100000)]
     )
     signed = BooleanField(_l("Require signed requests (HMAC)"))
+    junk_share_max = IntegerField(
+        _l("Alert above this junk share, in percent"), validators=[Optional(), NumberRange(0, 100)]
+    )
+    qualified_share_min = IntegerField(
+        _l("Alert below this qualified share, in percent"),
+        validators=[Optional(), NumberRange(0, 100)],
+    )
 
     def validate_cost(self, field):
         try:

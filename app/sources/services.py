@@ -63,6 +63,8 @@ def create_source(
     signed: bool = False,
     thank_you_url: str | None = None,
     rate_limit_per_minute: int = 600,
+    junk_share_max: int | None = None,
+    qualified_share_min: int | None = None,
 ) -> Source:
     name = name.strip()
     if _name_taken(tenant, name):
@@ -76,6 +78,8 @@ def create_source(
         signing_secret=signing.new_secret() if signed else None,
         thank_you_url=thank_you_url or None,
         rate_limit_per_minute=rate_limit_per_minute,
+        junk_share_max=junk_share_max,
+        qualified_share_min=qualified_share_min,
     )
     db.session.add(source)
     db.session.commit()
@@ -91,6 +95,9 @@ def update_source(tenant: Tenant, source: Source, data: dict) -> Source:
     source.cost_per_lead_minor = data["cost_minor"]
     source.thank_you_url = data.get("thank_you_url") or None
     source.rate_limit_per_minute = data["rate_limit_per_minute"]
+    # Empty: the workspace's default limit applies.
+    source.junk_share_max = data.get("junk_share_max")
+    source.qualified_share_min = data.get("qualified_share_min")
     db.session.commit()
     return source
 

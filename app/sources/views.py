@@ -33,6 +33,8 @@ def new():
                 signed=form.signed.data,
                 thank_you_url=form.thank_you_url.data,
                 rate_limit_per_minute=form.rate_limit_per_minute.data,
+                junk_share_max=form.junk_share_max.data,
+                qualified_share_min=form.qualified_share_min.data,
             )
         except services.SourceError as error:
             form.name.errors = [*form.name.errors, str(error)]

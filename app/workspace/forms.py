@@ -40,6 +40,26 @@ class SettingsForm(FlaskForm):
         default=8,
         validators=[NumberRange(0, 23)],
     )
+    junk_share_max = IntegerField(
+        _l("Alert above this junk share, in percent"), default=30, validators=[NumberRange(0, 100)]
+    )
+    qualified_share_min = IntegerField(
+        _l("Alert below this qualified share, in percent"),
+        default=20,
+        validators=[NumberRange(0, 100)],
+    )
+    quality_window_mode = SelectField(
+        _l("Judge a source over"),
+        choices=[
+            SelectChoice("leads", _l("its last N judged leads")),
+            SelectChoice("days", _l("the leads judged in its last D days")),
+        ],
+        default="leads",
+    )
+    quality_window = IntegerField(
+        _l("N judged leads"), default=20, validators=[NumberRange(5, 500)]
+    )
+    quality_window_days = IntegerField(_l("D days"), default=7, validators=[NumberRange(1, 90)])
 
     def validate_timezone(self, field):
         if field.data not in available_timezones():

@@ -104,6 +104,11 @@ def update_settings(tenant: Tenant, data: dict) -> Tenant:
         "touch_cadence_days",
         "queue_size",
         "digest_hour",
+        "junk_share_max",
+        "qualified_share_min",
+        "quality_window_mode",
+        "quality_window",
+        "quality_window_days",
     ):
         if field in data:
             setattr(tenant, field, data[field])

@@ -26,6 +26,8 @@ from app.workspace.forms import (
 @bp.route("/settings", methods=["GET", "POST"])
 @requires("workspace.settings")
 def settings():
+    from app.radar.alerts import DAYS_WINDOW_MIN_JUDGED
+
     form = SettingsForm(obj=g.tenant)
     if form.validate_on_submit():
         services.update_settings(g.tenant, form.data)
@@ -36,6 +38,7 @@ def settings():
         http_status=422 if form.errors else 200,
         form=form,
         timezones=sorted(available_timezones()),
+        days_min_judged=DAYS_WINDOW_MIN_JUDGED,
     )
 
 
