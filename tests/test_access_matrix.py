@@ -110,6 +110,7 @@ REDIRECT = Answer(302, "redirect")  # done (or refused with a message): on to a 
 LOGIN = Answer(302, "login")  # to the sign-in page
 HTMX_LOGIN = Answer(204, "htmx-login")  # htmx is told to load the sign-in page whole
 HIDDEN = Answer(404, "any")  # as if there were nothing here
+NO_CONTENT = Answer(204, "any")  # an htmx poll with nothing to swap
 
 
 def json_answer(status: int) -> Answer:
@@ -561,6 +562,7 @@ ROWS = [
     ),
     # The board and deals: everyone, each on the deals of their own phase.
     Row("conveyor.board", GET, EVERYONE, PAGE, htmx=True),
+    Row("conveyor.board_pulse", GET, EVERYONE, NO_CONTENT, htmx=True),
     Row("conveyor.more_cards", GET, EVERYONE, FRAGMENT, _board_column),
     Row("conveyor.lead", GET, EVERYONE, PAGE, _deal),
     Row("conveyor.move", POST, EVERYONE, REDIRECT, _deal, form=_move_form),

@@ -373,3 +373,36 @@ def test_rules_of_the_workspace_have_sensible_defaults(make):
         20,
         20,
     )
+
+
+def test_an_open_board_learns_of_a_new_lead_from_its_pulse_and_only_of_its_own(
+    client, login, make, team
+):
+    tenant, owner, generator, *_ = team
+    source = make.source(tenant, "Site")
+    other_tenant, _ = make.workspace_with_owner(name="Elsewhere")
+    elsewhere = make.source(other_tenant, "Their site")
+    login(generator.email)
+    board = client.get("/board", headers={"HX-Request": "true"}).text
+    pulse_url = re.search(r'id="board-pulse" hidden hx-get="([^"]+)"', board).group(1)
+    pulse_url = pulse_url.replace("&amp;", "&")
+    quiet = client.get(pulse_url, headers={"HX-Request": "true"})
+    assert quiet.status_code == 204 and "HX-Trigger" not in quiet.headers
+    # A lead in another workspace changes nothing here.
+    assert (
+        client.post(f"/in/{elsewhere.intake_token}", json={"email": "x@example.com"}).status_code
+        == 201
+    )
+    assert "HX-Trigger" not in client.get(pulse_url, headers={"HX-Request": "true"}).headers
+    assert (
+        client.post(f"/in/{source.intake_token}", json={"email": "new@example.com"}).status_code
+        == 201
+    )
+    changed = client.get(pulse_url, headers={"HX-Request": "true"})
+    assert changed.status_code == 204 and changed.headers["HX-Trigger"] == "board-changed"
+    # The refreshed board shows the card and carries a new stamp: quiet again.
+    refreshed = client.get("/board", headers={"HX-Request": "true"}).text
+    assert "new@example.com" in refreshed
+    new_pulse = re.search(r'id="board-pulse" hidden hx-get="([^"]+)"', refreshed).group(1)
+    assert new_pulse != pulse_url
+    assert "HX-Trigger" not in client.get(new_pulse.replace("&amp;", "&")).headers

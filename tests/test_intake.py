@@ -286,10 +286,12 @@ def test_when_the_database_fails_the_sender_is_told_to_retry(client, shop, monke
     _, _, source = shop
 
     def broken(*args, **kwargs):
-        raise OperationalError("INSERT", {}, Exception("connection refused"))
+        raise OperationalError("COMMIT", {}, Exception("connection refused"))
 
-    monkeypatch.setattr(intake_services, "store_raw", broken)
+    # The lead and the inbox row are flushed, then the commit that decides the answer fails.
+    monkeypatch.setattr(intake_services.db.session, "commit", broken)
     response = _post(client, source, {"email": "a@example.com"})
+    monkeypatch.undo()
     assert response.status_code == 503 and response.headers["Retry-After"]
     assert _count(Lead, Lead.source_id == source.id) == 0
 

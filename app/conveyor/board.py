@@ -4,6 +4,7 @@ Whatever the number of deals, a board is three queries: stages, column totals,
 and the first cards of every column at once (a window function ranks them).
 """
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -76,6 +77,22 @@ def build_stage_list(tenant: Tenant, membership: Membership) -> list[Stage]:
             .order_by(Stage.position)
         )
     )
+
+
+def stamp(membership: Membership, filters: BoardFilters) -> str:
+    """A short mark of what the member's board shows; it changes when any card arrives,
+    leaves, moves or is worked on, so an open board knows to refresh itself."""
+    count, last_id, last_activity = db.session.execute(
+        _filtered(
+            sa.select(
+                sa.func.count(Lead.id), sa.func.max(Lead.id), sa.func.max(Lead.last_activity_at)
+            ).join(Stage, Stage.id == Lead.stage_id),
+            membership,
+            filters,
+        )
+    ).one()
+    mark = f"{count}|{last_id}|{last_activity.isoformat() if last_activity else ''}"
+    return hashlib.blake2s(mark.encode(), digest_size=8).hexdigest()
 
 
 def build(tenant: Tenant, membership: Membership, filters: BoardFilters) -> list[Column]:

@@ -3,7 +3,7 @@
 from datetime import datetime
 
 import sqlalchemy as sa
-from flask import abort, flash, g, request, url_for
+from flask import abort, current_app, flash, g, request, url_for
 from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf
 from markupsafe import escape
@@ -64,6 +64,7 @@ def _board_response(filters, error: str | None = None, http_status: int = 200):
         kit=_card_kit(stages),
         sources=_filter_sources(),
         owners=_filter_owners(),
+        stamp=board_service.stamp(g.membership, filters),
     )
 
 
@@ -94,6 +95,17 @@ def _filter_owners():
 @requires("board.view")
 def board():
     return _board_response(_filters())
+
+
+@bp.route("/board/pulse")
+@requires("board.view")
+def board_pulse():
+    """Polled by an open board: 204, plus the event that refreshes the board when
+    what it shows has changed (a new lead, a move, a touch) since it was drawn."""
+    response = current_app.response_class(status=204)
+    if request.args.get("stamp") != board_service.stamp(g.membership, _filters()):
+        response.headers["HX-Trigger"] = "board-changed"
+    return response
 
 
 @bp.route("/board/stages/<int:stage_id>/more")

@@ -79,22 +79,27 @@ class IntakeResult:
 
 
 def find_source(token: str) -> Source | None:
+    """The source behind a secret address; its workspace comes in the same query."""
     if not token or len(token) > 64:
         return None
-    return db.session.scalar(
-        sa.select(Source).where(Source.intake_token == token).execution_options(**ALL_TENANTS)
-    )
+    row = db.session.execute(
+        sa.select(Source, Tenant)
+        .join(Tenant, Tenant.id == Source.tenant_id)
+        .where(Source.intake_token == token)
+        .execution_options(**ALL_TENANTS)
+    ).first()
+    return row[0] if row else None
 
 
 def kept_headers(headers) -> dict:
     return {name: headers[name][:500] for name in KEPT_HEADERS if headers.get(name)}
 
 
-def store_raw(
+def raw_item(
     source: Source, body: bytes, content_type: str, headers, truncated: bool
 ) -> InboxItem:
-    """The first thing intake does: keep what the sender posted."""
-    item = InboxItem(
+    """What the sender posted, as the inbox row the answer's transaction will write."""
+    return InboxItem(
         tenant_id=source.tenant_id,
         source_id=source.id,
         content_type=content_type.replace("\x00", "")[:200],
@@ -103,9 +108,6 @@ def store_raw(
         body_truncated=truncated,
         status=InboxStatus.RECEIVED,
     )
-    db.session.add(item)
-    db.session.flush()
-    return item
 
 
 def reject(
@@ -124,17 +126,23 @@ def reject(
 def receive(
     source: Source, body: bytes, content_type: str, headers, truncated: bool
 ) -> IntakeResult:
-    """Store, judge and (when it is good) turn one post into a lead. Commits."""
-    item = store_raw(source, body, content_type, headers, truncated)
+    """Store, judge and (when it is good) turn one post into a lead. Commits.
+
+    The inbox row joins the session last, so that it is inserted once, with its
+    verdict, by the commit that decides the answer (and never without it).
+    """
+    item = raw_item(source, body, content_type, headers, truncated)
     result = _judge(source, item, headers)
     item.http_status = result.http_status
+    db.session.add(item)
     db.session.commit()
     return result
 
 
 def record_rate_limited(source: Source, body: bytes, content_type: str, headers, truncated: bool):
-    item = store_raw(source, body, content_type, headers, truncated)
+    item = raw_item(source, body, content_type, headers, truncated)
     result = reject(item, 429, "rate_limited", "too many requests for this source")
+    db.session.add(item)
     db.session.commit()
     return result
 

@@ -35,4 +35,14 @@
   }
 
   document.addEventListener("htmx:load", function (event) { wire(event.detail.elt); });
+
+  // The board refreshes itself when its pulse reports a change, but never under a
+  // card being dragged or while someone types in the filters: the next pulse retries.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    if (event.detail.elt.id !== "board") return;
+    var filters = document.getElementById("board-filters");
+    var busy = document.querySelector(".sortable-chosen, .sortable-ghost") ||
+      (filters && filters.contains(document.activeElement));
+    if (busy) event.preventDefault();
+  });
 })();
