@@ -11,7 +11,10 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import contains_eager
 
 from app.billing.access import is_read_only
 from app.extensions import db
@@ -82,22 +85,20 @@ def find_source(token: str) -> Source | None:
     """The source behind a secret address; its workspace comes in the same query."""
     if not token or len(token) > 64:
         return None
-    row = db.session.execute(
-        sa.select(Source, Tenant)
-        .join(Tenant, Tenant.id == Source.tenant_id)
+    return db.session.scalar(
+        sa.select(Source)
+        .join(Source.tenant)
+        .options(contains_eager(Source.tenant))
         .where(Source.intake_token == token)
         .execution_options(**ALL_TENANTS)
-    ).first()
-    return row[0] if row else None
+    )
 
 
 def kept_headers(headers) -> dict:
     return {name: headers[name][:500] for name in KEPT_HEADERS if headers.get(name)}
 
 
-def raw_item(
-    source: Source, body: bytes, content_type: str, headers, truncated: bool
-) -> InboxItem:
+def raw_item(source: Source, body: bytes, content_type: str, headers, truncated: bool) -> InboxItem:
     """What the sender posted, as the inbox row the answer's transaction will write."""
     return InboxItem(
         tenant_id=source.tenant_id,
@@ -218,34 +219,68 @@ def phone_region(tenant: Tenant) -> str:
 
 
 def _accept(source: Source, item: InboxItem, data: dict, keys: list[str]) -> IntakeResult:
-    judgement = intake_fields.judge(data, phone_region(db.session.get(Tenant, source.tenant_id)))
+    judgement = intake_fields.judge(data, phone_region(source.tenant))
     item.fields = judgement.fields
-    existing = _existing_lead_for(source, keys)
-    if existing is not None:
-        return _duplicate(item, existing)
     if not judgement.ok:
+        existing = _existing_lead_for(source, keys)
+        if existing is not None:
+            return _duplicate(item, existing)
         return reject(
             item, 422, "invalid_fields", "some fields are missing or invalid", judgement.errors
         )
-    key_rows = [IntakeKey(tenant_id=source.tenant_id, source_id=source.id, key=k) for k in keys]
-    if key_rows:
-        savepoint = db.session.begin_nested()
-        db.session.add_all(key_rows)
-        try:
-            savepoint.commit()
-        except IntegrityError:
-            # A concurrent identical post won the race; answer with its lead.
-            savepoint.rollback()
-            existing = _existing_lead_for(source, keys)
-            if existing is not None:
-                return _duplicate(item, existing)
-            raise
+    claimed = _claim_keys(source, keys)
+    if claimed is None:
+        # Seen before (or an identical post committed meanwhile): answer with its lead.
+        existing = _existing_lead_for(source, keys)
+        if existing is None:
+            raise IntakeKeyConflict(keys)
+        return _duplicate(item, existing)
     lead = create_lead(source, judgement)
-    for row in key_rows:
-        row.lead_id = lead.id
+    if claimed:
+        db.session.execute(
+            sa.update(IntakeKey).where(IntakeKey.id.in_(claimed)).values(lead_id=lead.id)
+        )
     item.status = InboxStatus.ACCEPTED
     item.lead_id = lead.id
     return IntakeResult(201, {"id": lead.id, "status": "created"}, item, lead)
+
+
+class IntakeKeyConflict(SQLAlchemyError):
+    """A key is taken but names no lead: the sender is told to retry (503)."""
+
+
+def _claim_keys(source: Source, keys: list[str]) -> list[int] | None:
+    """Insert the post's keys in one statement; their ids, or None when any was taken.
+
+    ``ON CONFLICT DO NOTHING`` waits for a concurrent identical post to commit or
+    roll back, so exactly one of them claims the keys and the other sees its lead.
+    """
+    if not keys:
+        return []
+    insert = (postgresql_insert if db.engine.dialect.name == "postgresql" else sqlite_insert)(
+        IntakeKey
+    )
+    now = utcnow()
+    claimed = db.session.scalars(
+        insert.values(
+            [
+                {
+                    "tenant_id": source.tenant_id,
+                    "source_id": source.id,
+                    "key": key,
+                    "created_at": now,
+                }
+                for key in keys
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["tenant_id", "source_id", "key"])
+        .returning(IntakeKey.id)
+    ).all()
+    if len(claimed) == len(keys):
+        return list(claimed)
+    if claimed:  # one key was new, another taken: this post is not new after all
+        db.session.execute(sa.delete(IntakeKey).where(IntakeKey.id.in_(claimed)))
+    return None
 
 
 def _duplicate(item: InboxItem, lead_id: int) -> IntakeResult:
@@ -306,9 +341,13 @@ def find_or_create_contact(
 
 
 def next_assignee(tenant_id: int) -> int | None:
-    """Round robin over active lead generators; the owner when there are none."""
-    base = (
-        sa.select(Membership)
+    """Round robin over active lead generators; the first active owner when there are none.
+
+    The common case is one statement: the generator assigned longest ago (skipping
+    ones a concurrent post holds) is stamped and named at once.
+    """
+    generators = (
+        sa.select(Membership.id)
         .where(
             Membership.tenant_id == tenant_id,
             Membership.role == Role.LEAD_GENERATOR,
@@ -316,18 +355,29 @@ def next_assignee(tenant_id: int) -> int | None:
         )
         .order_by(Membership.last_assigned_at.asc().nulls_first(), Membership.id)
         .limit(1)
-        .execution_options(**ALL_TENANTS)
     )
-    membership = db.session.scalar(base.with_for_update(skip_locked=True)) or db.session.scalar(
-        base
+    now = utcnow()
+    user_id = db.session.scalar(
+        sa.update(Membership)
+        .where(Membership.id == generators.with_for_update(skip_locked=True).scalar_subquery())
+        .values(last_assigned_at=now)
+        .returning(Membership.user_id)
+        .execution_options(synchronize_session=False)
     )
-    if membership is None:
-        owners = active_members(tenant_id, Role.OWNER)
-        membership = owners[0] if owners else None
-    if membership is None:
-        return None
-    membership.last_assigned_at = utcnow()
-    return membership.user_id
+    if user_id is not None:
+        return user_id
+    # Every generator is busy with a concurrent post (wait for one), or there are none.
+    membership_id = db.session.scalar(generators.execution_options(**ALL_TENANTS))
+    if membership_id is not None:
+        return db.session.scalar(
+            sa.update(Membership)
+            .where(Membership.id == membership_id)
+            .values(last_assigned_at=now)
+            .returning(Membership.user_id)
+            .execution_options(synchronize_session=False)
+        )
+    owners = active_members(tenant_id, Role.OWNER)
+    return owners[0].user_id if owners else None
 
 
 def create_lead(source: Source, judgement: intake_fields.Judgement) -> Lead:

@@ -61,6 +61,8 @@ class Source(TenantScoped, TimestampMixin, Base):
     alert_armed: Mapped[bool] = mapped_column(default=True)
     partner_report_token: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
 
+    tenant: Mapped["Tenant"] = relationship()  # noqa: F821
+
 
 class Contact(TenantScoped, TimestampMixin, Base):
     __tablename__ = "contact"
