@@ -19,6 +19,7 @@ from app.models import (
     Source,
     SourceKind,
     Stage,
+    StageVisit,
     Tenant,
     Touch,
     TouchChannel,
@@ -135,8 +136,28 @@ def seed() -> dict:
     )
     now = datetime.now(UTC)
     today = now.date()
-    for index in range(48):
-        stage = rng.choice(stages)
+    by_name = {stage.name: stage for stage in stages}
+    path = [stage for stage in stages if not stage.is_lost]
+    # Each source has its own quality, so the radar has something to say.
+    quality = {
+        "Website form": 0.1,
+        "Google Ads": 0.2,
+        "Partner: CaterLink": 0.45,
+        "Referrals": 0.02,
+    }
+    for index in range(120):
+        source = rng.choice(sources)
+        created = now - timedelta(days=rng.uniform(0.5, 60))
+        lost_reason = None
+        if rng.random() < quality.get(source.name, 0.02):
+            lost_reason = rng.choice(["junk", "junk", "unreachable"])
+            reached = rng.randint(0, 1)
+        else:
+            reached = min(int(rng.expovariate(0.45)), len(path) - 1)
+            if reached >= 3 and rng.random() < 0.2:
+                lost_reason = rng.choice(["no_money", "bad_timing", "competitor"])
+        history = path[: reached + 1]
+        stage = by_name["Lost"] if lost_reason else history[-1]
         first, last = rng.choice(FIRST), rng.choice(LAST)
         company = rng.choice(COMPANIES)
         contact = Contact(
@@ -148,33 +169,62 @@ def seed() -> dict:
         )
         db.session.add(contact)
         db.session.flush()
-        owner = {
+        holder = {
             Phase.GENERATION: users[Role.LEAD_GENERATOR],
             Phase.CONVERSION: users[Role.CLOSER],
             Phase.ACCOUNT: users[Role.ACCOUNT_MANAGER],
-        }[stage.phase]
-        qualified = stage.phase != Phase.GENERATION or stage.name == "Qualified"
-        db.session.add(
-            Lead(
-                tenant_id=tenant.id,
-                contact_id=contact.id,
-                source_id=rng.choice(sources).id,
-                stage_id=stage.id,
-                owner_id=owner.id,
-                title=f"{company}: {rng.choice(DEAL_KINDS)}",
-                value_minor=rng.randrange(20, 400) * 1000,
-                problem=rng.choice(PROBLEMS) if qualified else None,
-                money=rng.choice(["confirmed", "£500/month", "£2,000"]) if qualified else None,
-                decision_date=today + timedelta(days=rng.randint(-5, 20)) if qualified else None,
-                next_touch_on=(
-                    today + timedelta(days=rng.randint(-3, 7))
-                    if stage.phase == Phase.ACCOUNT
-                    else None
-                ),
-                last_activity_at=now - timedelta(hours=rng.randint(1, 240)),
-                created_at=now - timedelta(days=rng.randint(1, 30)),
-            )
+        }
+        qualified = any(
+            step.phase != Phase.GENERATION or step.name == "Qualified" for step in history
         )
+        # Stays along the pipeline, a few hours to a few days each, ending by now.
+        moments = [created]
+        for _ in history[1:] + ([stage] if lost_reason else []):
+            moments.append(min(moments[-1] + timedelta(hours=rng.uniform(4, 96)), now))
+        won = any(step.is_won for step in history) or stage.phase == Phase.ACCOUNT
+        lead = Lead(
+            tenant_id=tenant.id,
+            contact_id=contact.id,
+            source_id=source.id,
+            stage_id=stage.id,
+            owner_id=holder[history[-1].phase].id,
+            title=f"{company}: {rng.choice(DEAL_KINDS)}",
+            value_minor=rng.randrange(20, 400) * 1000,
+            problem=rng.choice(PROBLEMS) if qualified else None,
+            money=rng.choice(["confirmed", "£500/month", "£2,000"]) if qualified else None,
+            decision_date=today + timedelta(days=rng.randint(-5, 20)) if qualified else None,
+            qualified_at=moments[min(3, len(moments) - 1)] if qualified else None,
+            won_at=moments[-1] if won else None,
+            closed_at=moments[-1] if lost_reason or won else None,
+            lost_reason=lost_reason,
+            first_touch_at=created + timedelta(hours=rng.lognormvariate(1.0, 1.0))
+            if lost_reason != "unreachable"
+            else None,
+            next_touch_on=(
+                today + timedelta(days=rng.randint(-3, 7)) if stage.phase == Phase.ACCOUNT else None
+            ),
+            last_activity_at=moments[-1],
+            stage_entered_at=moments[-1],
+            created_at=created,
+        )
+        db.session.add(lead)
+        db.session.flush()
+        steps = history + ([stage] if lost_reason else [])
+        for here, there, entered, left in zip(steps, steps[1:], moments, moments[1:], strict=False):
+            db.session.add(
+                StageVisit(
+                    tenant_id=tenant.id,
+                    lead_id=lead.id,
+                    stage_id=here.id,
+                    next_stage_id=there.id,
+                    owner_id=holder[here.phase].id,
+                    forward=not there.is_lost,
+                    lead_created_at=created,
+                    entered_at=entered,
+                    left_at=left,
+                    seconds=int((left - entered).total_seconds()),
+                )
+            )
     db.session.flush()
     _add_history(tenant, users, rng, now)
     db.session.commit()
