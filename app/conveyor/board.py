@@ -39,6 +39,8 @@ class Column:
     count: int = 0
     value_minor: int = 0
     cards: list[Lead] = field(default_factory=list)
+    last_id: int | None = None  # the newest lead and latest activity: the board's stamp
+    last_activity: datetime | None = None
 
     @property
     def has_more(self) -> bool:
@@ -91,8 +93,23 @@ def stamp(membership: Membership, filters: BoardFilters) -> str:
             filters,
         )
     ).one()
-    mark = f"{count}|{last_id}|{last_activity.isoformat() if last_activity else ''}"
-    return hashlib.blake2s(mark.encode(), digest_size=8).hexdigest()
+    return _mark(count, last_id, last_activity)
+
+
+def _mark(count: int, last_id: int | None, last_activity: datetime | None) -> str:
+    text = f"{count}|{last_id}|{last_activity.isoformat() if last_activity else ''}"
+    return hashlib.blake2s(text.encode(), digest_size=8).hexdigest()
+
+
+def stamp_of(columns: list["Column"]) -> str:
+    """The same mark as ``stamp``, from the totals a board has already counted."""
+    activities = [c.last_activity for c in columns if c.last_activity is not None]
+    ids = [c.last_id for c in columns if c.last_id is not None]
+    return _mark(
+        sum(c.count for c in columns),
+        max(ids) if ids else None,
+        max(activities) if activities else None,
+    )
 
 
 def build(tenant: Tenant, membership: Membership, filters: BoardFilters) -> list[Column]:
@@ -103,13 +120,17 @@ def build(tenant: Tenant, membership: Membership, filters: BoardFilters) -> list
             Lead.stage_id,
             sa.func.count(Lead.id),
             sa.func.coalesce(sa.func.sum(Lead.value_minor), 0),
+            sa.func.max(Lead.id),
+            sa.func.max(Lead.last_activity_at),
         ).join(Stage, Stage.id == Lead.stage_id),
         membership,
         filters,
     ).group_by(Lead.stage_id)
-    for stage_id, count, value in db.session.execute(totals):
+    for stage_id, count, value, last_id, last_activity in db.session.execute(totals):
         if stage_id in columns:
-            columns[stage_id].count, columns[stage_id].value_minor = count, value
+            column = columns[stage_id]
+            column.count, column.value_minor = count, value
+            column.last_id, column.last_activity = last_id, last_activity
     rank = sa.func.row_number().over(
         partition_by=Lead.stage_id, order_by=(Lead.last_activity_at.desc(), Lead.id.desc())
     )

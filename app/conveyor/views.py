@@ -64,7 +64,7 @@ def _board_response(filters, error: str | None = None, http_status: int = 200):
         kit=_card_kit(stages),
         sources=_filter_sources(),
         owners=_filter_owners(),
-        stamp=board_service.stamp(g.membership, filters),
+        stamp=board_service.stamp_of(columns),
     )
 
 
