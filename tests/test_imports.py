@@ -1,5 +1,6 @@
 """The owner imports an existing client base from a CSV file."""
 
+import codecs
 import csv
 import io
 import re
@@ -11,7 +12,7 @@ import sqlalchemy as sa
 from rq.registry import FailedJobRegistry
 
 from app.extensions import db
-from app.imports import forms, loading, reading
+from app.imports import bulk, forms, loading, people, reading
 from app.intake.services import next_assignee
 from app.models import Contact, ImportJob, ImportStatus, Lead, Membership, Phase, Role, Stage
 from app.queue import get_queue
@@ -162,6 +163,25 @@ def test_utf8_file_imports_leads_shared_round_robin_among_lead_generators(
     assert next_assignee(tenant.id) == first.id
 
 
+def test_rows_are_read_as_written_whatever_the_line_ends_and_bad_bytes():
+    content = (
+        codecs.BOM_UTF8
+        + 'Name;Note\r\nАнна;"line one\rline two"\r\n'.encode()
+        + b"\xff bad;x\r\n\r\nBen;ok"
+    )
+    layout = reading.read_layout(content)
+    assert (layout.encoding, layout.delimiter) == ("utf-8-sig", ";")
+    assert list(reading.data_rows(content, layout)) == [
+        (2, ["Анна", "line one\rline two"]),
+        (3, ["\ufffd bad", "x"]),
+        (5, ["Ben", "ok"]),
+    ]
+    utf16 = "Имя,Почта\nАнна,anna@example.ru\n".encode("utf-16")
+    assert list(reading.data_rows(utf16, reading.read_layout(utf16))) == [
+        (2, ["Анна", "anna@example.ru"])
+    ]
+
+
 def test_column_mapping_is_guessed_from_english_and_russian_headers(client, make, login):
     assert reading.guess_mapping(["Ф.И.О.", "Телефон", "Почта", "Компания", "Заметки"]) == {
         "name": 0,
@@ -197,11 +217,12 @@ def test_column_mapping_is_guessed_from_english_and_russian_headers(client, make
     }
 
 
-@pytest.mark.parametrize("batch_size", [1000, 1])
+@pytest.mark.parametrize(("batch_size", "lookup_chunk"), [(1000, 1000), (1000, 1), (1, 1000)])
 def test_duplicates_merge_with_known_contacts_and_within_the_file(
-    client, make, login, run_jobs, monkeypatch, batch_size
+    client, make, login, run_jobs, monkeypatch, batch_size, lookup_chunk
 ):
     monkeypatch.setattr(loading, "BATCH_SIZE", batch_size)
+    monkeypatch.setattr(people, "LOOKUP_CHUNK", lookup_chunk)
     tenant, owner = make.workspace_with_owner()
     known = Contact(tenant_id=tenant.id, name="Anna (known)", email="anna@example.com")
     db.session.add(known)
@@ -225,6 +246,65 @@ def test_duplicates_merge_with_known_contacts_and_within_the_file(
     leads = _leads(tenant)
     assert [lead.contact_id for lead in leads] == [contacts[0].id] * 2 + [contacts[1].id] * 2
     assert (job.rows_imported, job.rows_merged) == (4, 3)
+
+
+def test_bulk_inserts_store_what_a_core_insert_stores(make):
+    """On PostgreSQL the batch's rows go in with COPY: the same values, defaults and JSON."""
+    tenant, _ = make.workspace_with_owner()
+    stage = db.session.scalar(
+        sa.select(Stage).where(Stage.tenant_id == tenant.id).order_by(Stage.position)
+    )
+    now = datetime(2026, 11, 27, 9, 30, tzinfo=UTC)
+    contact_ids = bulk.insert_rows_returning_ids(
+        Contact.__table__,
+        [
+            {"tenant_id": tenant.id, "name": name, "email": email, "phone": None,
+             "company": 'Ромашка "R"', "created_at": now}
+            for name, email in [("Анна\tП.", "anna@example.com"), ("Ben", None)]
+        ],
+    )  # fmt: skip
+    lead = {
+        "tenant_id": tenant.id,
+        "contact_id": contact_ids[0],
+        "source_id": None,
+        "stage_id": stage.id,
+        "owner_id": None,
+        "value_minor": 0,
+        "message": "line one\nline two\t\\ end",
+        "budget": None,
+        "external_id": "C-1",
+        "decision_date": date(2026, 12, 31),
+        "next_touch_on": None,
+        "last_activity_at": now,
+        "last_touch_at": None,
+        "utm": {},
+        "extra": {"Город": "Москва", "note": 'a "quote", a \\ and a\nbreak'},
+        "flagged": False,
+        "created_at": now,
+    }
+    bulk.insert_rows(Lead.__table__, [{**lead, "title": "bulk"}])
+    db.session.execute(sa.insert(Lead.__table__), [{**lead, "title": "core"}])
+    db.session.commit()
+
+    contacts = _contacts(tenant)
+    assert [(c.id, c.name, c.email, c.company) for c in contacts] == [
+        (contact_ids[0], "Анна\tП.", "anna@example.com", 'Ромашка "R"'),
+        (contact_ids[1], "Ben", None, 'Ромашка "R"'),
+    ]
+    columns = [c for c in Lead.__table__.columns if c.key not in ("id", "title")]
+    stored = db.session.execute(
+        sa.select(
+            *columns,
+            sa.cast(Lead.extra, sa.Text).label("extra_as_stored"),
+            sa.cast(Lead.utm, sa.Text).label("utm_as_stored"),
+        )
+        .where(Lead.tenant_id == tenant.id)
+        .order_by(Lead.id)
+    ).all()
+    copied, inserted = (dict(row._mapping) for row in stored)
+    # A callable default is called per row, as it is for a Core insert.
+    assert copied.pop("stage_entered_at") > now and inserted.pop("stage_entered_at") > now
+    assert copied == inserted
 
 
 def test_rejected_rows_are_reported_with_their_reasons_and_nothing_is_lost(

@@ -1,10 +1,11 @@
 """Turning a mapped import into contacts and leads, one committed batch at a time.
 
-Each batch costs a handful of queries whatever its size: one lookup of the
-contacts it may merge with, one of the lead generators it rotates through, bulk
-inserts of leads and rejected rows, and one guarded update of the job's counters
-in the same commit. A re-run resumes after the last committed batch; a second
-run racing the first loses the guarded update and stops without writing.
+Each batch costs a handful of queries whatever its size: two lookups of the
+contacts it may merge with (by email, by phone), one of the lead generators it
+rotates through, bulk inserts of new contacts, leads and rejected rows (``COPY``
+on PostgreSQL), and one guarded update of the job's counters in the same commit.
+A re-run resumes after the last committed batch; a second run racing the first
+loses the guarded update and stops without writing.
 """
 
 import itertools
@@ -17,8 +18,9 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.imports import reading
+from app.imports.bulk import insert_rows
 from app.imports.people import ContactBook, LeadRotation
-from app.imports.rows import JudgedRow, judge_row
+from app.imports.rows import JudgedRow, RowJudge
 from app.intake.services import phone_region
 from app.models import (
     ImportJob,
@@ -62,14 +64,12 @@ def run(tenant: Tenant, job: ImportJob) -> None:
     destination = plan_destination(tenant, job)
     content = db.session.scalar(sa.select(ImportJob.content).where(ImportJob.id == job.id))
     layout = reading.CsvLayout(job.encoding, job.delimiter, list(job.headers))
-    mapping, done = dict(job.mapping), job.rows_done
+    job_id, done = job.id, job.rows_done
+    judge = RowJudge(dict(job.mapping), layout.headers, destination.region)
     remaining = itertools.islice(reading.data_rows(content, layout), done, None)
     for batch in _batches(remaining, BATCH_SIZE):
-        judged = [
-            judge_row(number, cells, mapping, layout.headers, destination.region)
-            for number, cells in batch
-        ]
-        if not load_batch(job.id, destination, judged, expected_done=done):
+        judged = judge.judge_batch(batch)
+        if not load_batch(job_id, destination, judged, expected_done=done):
             db.session.rollback()
             return
         db.session.commit()
@@ -134,16 +134,16 @@ def load_batch(
     rotation = LeadRotation(destination.tenant_id) if destination.mode == ImportMode.LEADS else None
     now = utcnow()
     placed = [(row, *book.find_or_add(row)) for row in good]
-    db.session.flush()
+    db.session.flush()  # what rows filled in on contacts already stored
+    book.insert_new()
     leads = [
         _lead_values(destination, row, contact.id, rotation, now) for row, contact, _ in placed
     ]
-    # Core inserts on the tables: the ORM's per-row bookkeeping would double the cost.
-    if leads:
-        db.session.execute(sa.insert(Lead.__table__), leads)
+    # Bulk inserts on the tables: the ORM's per-row bookkeeping would double the cost.
+    insert_rows(Lead.__table__, leads)
     if rejected:
-        db.session.execute(
-            sa.insert(ImportRejection.__table__),
+        insert_rows(
+            ImportRejection.__table__,
             [
                 {
                     "tenant_id": destination.tenant_id,

@@ -2,14 +2,33 @@
 
 import itertools
 from collections import deque
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.extensions import db
+from app.imports.bulk import insert_rows_returning_ids
 from app.imports.rows import JudgedRow
 from app.models import Contact, Membership, Role
 from app.tenancy import ALL_TENANTS
+
+# Values per lookup statement (a batch's emails, then its phones, in statements of at most
+# this many): one OR of both lists made PostgreSQL scan all the workspace's contacts.
+LOOKUP_CHUNK = 1000
+
+
+@dataclass(slots=True, eq=False)
+class NewContact:
+    """A contact this batch creates: the columns ``Contact`` gets, without the ORM's upkeep."""
+
+    tenant_id: int
+    name: str
+    email: str | None
+    phone: str | None
+    company: str | None
+    id: int | None = None
 
 
 class ContactBook:
@@ -17,38 +36,46 @@ class ContactBook:
 
     The batch equivalent of ``find_or_create_contact``: a row joins the oldest
     contact sharing its email or its phone (in the workspace or earlier in the
-    file) and fills the gaps in it; otherwise it becomes a new contact.
+    file) and fills the gaps in it; otherwise it becomes a new contact. Known
+    contacts are ORM objects (the flush writes what was filled in); new ones are
+    written together by ``insert_new``.
     """
 
     def __init__(self, tenant_id: int, rows: list[JudgedRow]):
         self.tenant_id = tenant_id
-        self.by_email: dict[str, Contact] = {}
-        self.by_phone: dict[str, Contact] = {}
-        self.rank: dict[Contact, int] = {}
+        self.by_email: dict[str, Contact | NewContact] = {}
+        self.by_phone: dict[str, Contact | NewContact] = {}
+        self.rank: dict[Contact | NewContact, int] = {}
+        self.new: list[NewContact] = []
         self._counter = itertools.count()
-        emails = {row.email for row in rows if row.email}
-        phones = {row.phone for row in rows if row.phone}
-        if emails or phones:
-            existing = db.session.scalars(
-                sa.select(Contact)
-                .where(
-                    Contact.tenant_id == tenant_id,
-                    sa.or_(Contact.email.in_(emails), Contact.phone.in_(phones)),
+        found: dict[int, Contact] = {}
+        for column, values in (
+            (Contact.email, sorted({row.email for row in rows if row.email})),
+            (Contact.phone, sorted({row.phone for row in rows if row.phone})),
+        ):
+            for start in range(0, len(values), LOOKUP_CHUNK):
+                found.update(
+                    (contact.id, contact)
+                    for contact in db.session.scalars(
+                        sa.select(Contact)
+                        .where(
+                            Contact.tenant_id == tenant_id,
+                            _one_of(column, values[start : start + LOOKUP_CHUNK]),
+                        )
+                        .execution_options(**ALL_TENANTS)
+                    )
                 )
-                .order_by(Contact.id)
-                .execution_options(**ALL_TENANTS)
-            )
-            for contact in existing:
-                self._remember(contact)
+        for contact_id in sorted(found):  # oldest first, as one query ordered by id gave them
+            self._remember(found[contact_id])
 
-    def _remember(self, contact: Contact) -> None:
+    def _remember(self, contact: Contact | NewContact) -> None:
         self.rank.setdefault(contact, next(self._counter))
         if contact.email:
             self.by_email.setdefault(contact.email, contact)
         if contact.phone:
             self.by_phone.setdefault(contact.phone, contact)
 
-    def find_or_add(self, row: JudgedRow) -> tuple[Contact, bool]:
+    def find_or_add(self, row: JudgedRow) -> tuple[Contact | NewContact, bool]:
         """(contact, merged): the row's contact, and whether it already existed."""
         matches = [
             contact
@@ -62,16 +89,42 @@ class ContactBook:
             contact.company = contact.company or row.values.get("company") or None
             self._remember(contact)
             return contact, True
-        contact = Contact(
+        contact = NewContact(
             tenant_id=self.tenant_id,
             name=row.contact_name,
             email=row.email,
             phone=row.phone,
             company=row.values.get("company") or None,
         )
-        db.session.add(contact)
+        self.new.append(contact)
         self._remember(contact)
         return contact, False
+
+    def insert_new(self) -> None:
+        """Write the new contacts in one go and give each its id."""
+        ids = insert_rows_returning_ids(
+            Contact.__table__,
+            [
+                {
+                    "tenant_id": contact.tenant_id,
+                    "name": contact.name,
+                    "email": contact.email,
+                    "phone": contact.phone,
+                    "company": contact.company,
+                }
+                for contact in self.new
+            ],
+        )
+        for contact, new_id in zip(self.new, ids, strict=True):
+            contact.id = new_id
+
+
+def _one_of(column: sa.Column, values: list[str]) -> sa.ColumnElement[bool]:
+    """``column IN (values)``; on PostgreSQL ``= ANY(array)``: one parameter to send and
+    parse instead of one per value, and the same plan (the column's index or a scan)."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam("values", values, type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 class LeadRotation:
