@@ -8,17 +8,20 @@ Start as many as you like against one Redis and one database.
 
 import argparse
 import os
+import signal
 import threading
 import time
 from datetime import UTC, datetime
 
+import redis
 from rq import Worker
 
 from app import create_app
 from app.extensions import db
-from app.queue import get_queue, get_redis
+from app.queue import get_queue
 
 TICK_SECONDS = 60
+RESTART_SECONDS = 5
 
 
 def enqueue_ticks(app, stop: threading.Event) -> None:
@@ -57,11 +60,42 @@ def main(argv: list[str] | None = None) -> None:
     with app.app_context():
         # Each job runs in a forked child: it must not reuse the parent's connections.
         os.register_at_fork(after_in_child=lambda: db.engine.dispose(close=False))
-        worker = Worker([get_queue()], connection=get_redis())
         try:
-            worker.work(burst=args.burst, with_scheduler=True)
+            while True:
+                worker = None
+                try:
+                    # A Redis client of the worker's own, unused until RQ raises its socket
+                    # timeout above the blocking wait for jobs. The shared client's
+                    # connections (opened by the ticker) keep redis-py's 5 s default: each
+                    # idle wait then timed out and RQ backed off for up to a minute before
+                    # it looked at the queue again.
+                    connection = redis.Redis.from_url(app.config["REDIS_URL"])
+                    worker = _Worker([app.config["RQ_QUEUE"]], connection=connection)
+                    worker.work(burst=args.burst, with_scheduler=True)
+                except redis.exceptions.RedisError:
+                    if args.burst:
+                        raise
+                    app.logger.exception("the RQ worker lost Redis")
+                if args.burst or (worker is not None and worker.stop_requested):
+                    break
+                # RQ quits on an error outside a job (Redis gone while it checks on one):
+                # the ticker lives in this process, so start a new worker.
+                app.logger.warning("the RQ worker quit; a new one starts in %s s", RESTART_SECONDS)
+                for signum in (signal.SIGINT, signal.SIGTERM):  # RQ's belong to the old one
+                    signal.signal(signum, signal.SIG_DFL)
+                time.sleep(RESTART_SECONDS)
         finally:
             stop.set()
+
+
+class _Worker(Worker):
+    """An RQ worker that remembers whether it was asked to stop (SIGTERM, Ctrl-C)."""
+
+    stop_requested = False
+
+    def request_stop(self, signum, frame):
+        self.stop_requested = True
+        super().request_stop(signum, frame)
 
 
 if __name__ == "__main__":

@@ -396,3 +396,70 @@ def test_a_planned_touch_reminds_its_owner_once_when_the_moment_comes(
         f"/deals/{deal.id}/schedule", data={"at": "tomorrow-ish"}, follow_redirects=True
     )
     assert "Give a date and time" in bad.text
+
+
+def test_a_database_restart_after_sending_does_not_send_the_message_again(
+    app, shop, mailbox, monkeypatch
+):
+    """The SMTP server took the message, then the commit that records it failed (a
+    PostgreSQL restart): the worker records it once the database is back, and the
+    claim never goes stale to send it a second time."""
+    tenant, *_ = shop
+    schedule.tick(_at(tenant, DAY, 8, 0))
+    monkeypatch.setattr(delivery, "RECORD_PAUSES", (0.01, 0.01))
+    failures = []
+
+    def restart_once(session):
+        if not failures and any(isinstance(o, Notification) for o in session.new):
+            failures.append(1)
+            raise sa.exc.OperationalError("COMMIT", {}, Exception("terminating connection"))
+
+    sa.event.listen(db.session, "before_commit", restart_once)
+    try:
+        now = _at(tenant, DAY, 8, 1)
+        assert delivery.deliver_due(now)["sent"] == 4
+    finally:
+        sa.event.remove(db.session, "before_commit", restart_once)
+    assert failures and {row.status for row in _rows()} == {MessageStatus.SENT}
+    later = now + timedelta(seconds=app.config["ENGINE_STALE_CLAIM_SECONDS"] + 60)
+    assert delivery.deliver_due(later)["sent"] == 0
+    assert len(mailbox) == 4 and len({m["Message-ID"] for m in mailbox}) == 4
+    assert (
+        db.session.scalar(sa.select(sa.func.count(Notification.id)).execution_options(**ALL)) == 4
+    )
+
+
+def test_a_database_restart_mid_batch_delays_one_message_not_the_batch(
+    app, shop, mailbox, monkeypatch
+):
+    """The database went away while a message was rendered, and was still away for the
+    first try to record the failure: that message is retried after the backoff, the rest
+    of the claimed batch goes out at once instead of waiting for its claims to go stale."""
+    tenant, *_ = shop
+    schedule.tick(_at(tenant, DAY, 8, 0))
+    monkeypatch.setattr(delivery, "RECORD_PAUSES", (0.01, 0.01))
+    build = delivery.content.build
+    broken = []
+
+    def build_once_broken(row, *args):
+        if not broken:
+            broken.append(row.id)
+            raise sa.exc.OperationalError("SELECT", {}, Exception("the database is shutting down"))
+        return build(row, *args)
+
+    def still_away(session):
+        if len(broken) == 1:
+            broken.append("commit")
+            raise sa.exc.OperationalError("COMMIT", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(delivery.content, "build", build_once_broken)
+    sa.event.listen(db.session, "before_commit", still_away)
+    try:
+        now = _at(tenant, DAY, 8, 1)
+        assert delivery.deliver_due(now) == {"sent": 3, "retry": 1, "failed": 0, "skipped": 0}
+    finally:
+        sa.event.remove(db.session, "before_commit", still_away)
+    [row] = _rows(status=MessageStatus.PENDING)
+    assert row.id == broken[0] and row.attempts == 1 and "shutting down" in row.last_error
+    assert delivery.deliver_due(now + timedelta(minutes=1))["sent"] == 1
+    assert len(mailbox) == 4 and len({m["Message-ID"] for m in mailbox}) == 4

@@ -5,10 +5,12 @@ never take the same row. A row left in "sending" by a killed worker is claimed
 again once its claim is older than ENGINE_STALE_CLAIM_SECONDS.
 """
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.exc import OperationalError
 
 from app.engine import content
 from app.extensions import db
@@ -19,6 +21,9 @@ from app.tenancy import ALL_TENANTS
 MAX_ATTEMPTS = 5
 BACKOFF = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1))
 BATCH = 50
+# Pauses between tries to record what became of a message while the database is away
+# (a restart is waited out; see _write_waiting_out_the_database).
+RECORD_PAUSES = (0.5, 1, 2, 4, 8, 15)
 
 
 def stale_claim() -> timedelta:
@@ -100,31 +105,78 @@ def _deliver_one(message_id: int, now: datetime) -> str:
         send_email(user.email, message.template, message.locale, headers=headers, **message.context)
     except Exception as error:  # noqa: BLE001 - every SMTP or render failure is retried
         db.session.rollback()
+        return _record_failure(message_id, now, f"{type(error).__name__}: {error}"[:2000])
+    _record_sent(message_id, now, message)
+    return "sent"
+
+
+def _record_failure(message_id: int, now: datetime, last_error: str) -> str:
+    """Count the failed attempt: try again after a backoff, or give up after the last."""
+    outcome = "retry"
+
+    def write() -> None:
+        nonlocal outcome
         row = db.session.get(OutboxMessage, message_id)
+        if row.status != MessageStatus.SENDING:  # a commit that seemed lost was not
+            return
         row.attempts += 1
-        row.last_error = f"{type(error).__name__}: {error}"[:2000]
+        row.last_error = last_error
         if row.attempts >= MAX_ATTEMPTS:
             row.status = MessageStatus.FAILED
             outcome = "failed"
         else:
             row.status = MessageStatus.PENDING
             row.next_attempt_at = now + BACKOFF[min(row.attempts - 1, len(BACKOFF) - 1)]
-            outcome = "retry"
         row.claimed_at = None
-        db.session.commit()
-        current_app.logger.warning("outbox %s: %s", message_id, row.last_error)
-        return outcome
-    row.status = MessageStatus.SENT
-    row.sent_at = now
-    row.attempts += 1
-    db.session.add(
-        Notification(
-            tenant_id=row.tenant_id,
-            user_id=row.user_id,
-            outbox_message_id=row.id,
-            text=message.notification,
-            link=message.link,
+
+    _write_waiting_out_the_database(message_id, "failed", write)
+    current_app.logger.warning("outbox %s: %s", message_id, last_error)
+    return outcome
+
+
+def _record_sent(message_id: int, now: datetime, message: content.Message) -> None:
+    """Mark the row sent and add its notification."""
+
+    def write() -> None:
+        row = db.session.get(OutboxMessage, message_id)
+        if row.status != MessageStatus.SENDING:  # a commit that seemed lost was not
+            return
+        row.status = MessageStatus.SENT
+        row.sent_at = now
+        row.attempts += 1
+        db.session.add(
+            Notification(
+                tenant_id=row.tenant_id,
+                user_id=row.user_id,
+                outbox_message_id=row.id,
+                text=message.notification,
+                link=message.link,
+            )
         )
-    )
-    db.session.commit()
-    return "sent"
+
+    _write_waiting_out_the_database(message_id, "was sent", write)
+
+
+def _write_waiting_out_the_database(message_id: int, what: str, write) -> None:
+    """Record what became of a claimed message, retrying while the database is away.
+
+    Given up, the row would stay claimed until the claim goes stale: a sent message
+    would then go out again, and the rest of the batch would wait with it.
+    """
+    for pause in (*RECORD_PAUSES, None):
+        try:
+            write()
+            db.session.commit()
+            return
+        except OperationalError:
+            db.session.rollback()
+            if pause is None:
+                raise
+            current_app.logger.warning(
+                "outbox %s %s but could not be recorded; retrying in %s s",
+                message_id,
+                what,
+                pause,
+                exc_info=True,
+            )
+            time.sleep(pause)
