@@ -6,7 +6,7 @@ that just ended as a ``StageVisit``: one place, so no path can forget it.
 """
 
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -50,10 +50,9 @@ def _record_finished_stays(session: Session, _context, _instances) -> None:
 @dataclass
 class StageRow:
     stage: Stage
-    entered: int = 0  # leads of the period that were ever in this stage
-    went_on: int = 0  # ... and left it for a later stage
-    days: list[float] = field(default_factory=list)
-    median_days: float | None = None
+    entered: int = 0  # stays of the period's leads in this stage, finished or not
+    went_on: int = 0  # ... that ended in a later stage
+    median_days: float | None = None  # of the finished stays
 
     @property
     def conversion(self) -> float | None:
@@ -75,25 +74,39 @@ class PersonRow:
         return self.went_on / self.stays if self.stays else None
 
 
-def _medians(key_column, tenant: Tenant, start: datetime, end: datetime) -> dict:
-    """Median days of finished stays grouped by ``key_column``, for leads of the period."""
+def _finished_stays(key_column, tenant: Tenant, start: datetime, end: datetime) -> dict:
+    """key -> (finished stays, stays that went on, median days) for leads of [start, end).
+
+    One statement: PostgreSQL works out the median; elsewhere the durations are read
+    and the median taken here (small databases only).
+    """
     in_period = (
         StageVisit.tenant_id == tenant.id,
         StageVisit.lead_created_at >= start,
         StageVisit.lead_created_at < end,
     )
+    went_on = sa.func.sum(sa.case((StageVisit.forward, 1), else_=0))
     if db.engine.dialect.name == "postgresql":
         median = sa.func.percentile_cont(0.5).within_group(StageVisit.seconds)
         rows = db.session.execute(
-            sa.select(key_column, median).where(*in_period).group_by(key_column)
+            sa.select(key_column, sa.func.count(StageVisit.id), went_on, median)
+            .where(*in_period)
+            .group_by(key_column)
         )
-        return {key: float(value) / 86400 for key, value in rows}
+        return {key: (count, forward or 0, float(mid) / 86400) for key, count, forward, mid in rows}
     grouped: dict = {}
-    for key, seconds in db.session.execute(
-        sa.select(key_column, StageVisit.seconds).where(*in_period)
+    for key, forward, seconds in db.session.execute(
+        sa.select(key_column, StageVisit.forward, StageVisit.seconds).where(*in_period)
     ):
-        grouped.setdefault(key, []).append(seconds)
-    return {key: statistics.median(values) / 86400 for key, values in grouped.items()}
+        grouped.setdefault(key, []).append((forward, seconds))
+    return {
+        key: (
+            len(stays),
+            sum(1 for forward, _ in stays if forward),
+            statistics.median(seconds for _, seconds in stays) / 86400,
+        )
+        for key, stays in grouped.items()
+    }
 
 
 def by_stage(tenant: Tenant, start: datetime, end: datetime) -> list[StageRow]:
@@ -104,44 +117,21 @@ def by_stage(tenant: Tenant, start: datetime, end: datetime) -> list[StageRow]:
         .order_by(Stage.position)
     ).all()
     rows = {stage.id: StageRow(stage) for stage in stages}
-    finished = db.session.execute(
-        sa.select(
-            StageVisit.stage_id,
-            sa.func.count(sa.distinct(StageVisit.lead_id)),
-            sa.func.count(sa.distinct(sa.case((StageVisit.forward, StageVisit.lead_id)))),
-        )
-        .where(
-            StageVisit.tenant_id == tenant.id,
-            StageVisit.lead_created_at >= start,
-            StageVisit.lead_created_at < end,
-        )
-        .group_by(StageVisit.stage_id)
-    )
-    for stage_id, entered, went_on in finished:
+    for stage_id, (count, went_on, median) in _finished_stays(
+        StageVisit.stage_id, tenant, start, end
+    ).items():
         if stage_id in rows:
-            rows[stage_id].entered += entered
-            rows[stage_id].went_on += went_on
-    # Leads still in a stage count as having entered it (unless they stayed there
-    # before, already counted among the finished stays).
-    revisited = sa.exists().where(
-        StageVisit.lead_id == Lead.id, StageVisit.stage_id == Lead.stage_id
-    )
+            row = rows[stage_id]
+            row.entered, row.went_on, row.median_days = count, went_on, median
+    # Stays not finished yet: the leads still in each stage.
     current = db.session.execute(
         sa.select(Lead.stage_id, sa.func.count(Lead.id))
-        .where(
-            Lead.tenant_id == tenant.id,
-            Lead.created_at >= start,
-            Lead.created_at < end,
-            ~revisited,
-        )
+        .where(Lead.tenant_id == tenant.id, Lead.created_at >= start, Lead.created_at < end)
         .group_by(Lead.stage_id)
     )
     for stage_id, count in current:
         if stage_id in rows:
             rows[stage_id].entered += count
-    for stage_id, median in _medians(StageVisit.stage_id, tenant, start, end).items():
-        if stage_id in rows:
-            rows[stage_id].median_days = median
     return list(rows.values())
 
 
@@ -170,24 +160,15 @@ def by_person(tenant: Tenant, start: datetime, end: datetime) -> list[PersonRow]
     )
     for owner_id, leads, qualified, won in held:
         people[owner_id] = PersonRow("", leads, qualified or 0, won or 0)
-    stays = db.session.execute(
-        sa.select(StageVisit.owner_id, sa.func.count(StageVisit.id), count_if(StageVisit.forward))
-        .where(
-            StageVisit.tenant_id == tenant.id,
-            StageVisit.lead_created_at >= start,
-            StageVisit.lead_created_at < end,
-            StageVisit.owner_id.is_not(None),
-        )
-        .group_by(StageVisit.owner_id)
-    )
-    for owner_id, count, went_on in stays:
+    for owner_id, (count, went_on, median) in _finished_stays(
+        StageVisit.owner_id, tenant, start, end
+    ).items():
+        if owner_id is None:
+            continue
         row = people.setdefault(owner_id, PersonRow(""))
-        row.stays, row.went_on = count, went_on or 0
+        row.stays, row.went_on, row.median_days = count, went_on, median
     if not people:
         return []
-    for owner_id, median in _medians(StageVisit.owner_id, tenant, start, end).items():
-        if owner_id in people:
-            people[owner_id].median_days = median
     names = db.session.execute(sa.select(User.id, User.name).where(User.id.in_(list(people))))
     for user_id, name in names:
         people[user_id].name = name

@@ -22,7 +22,7 @@ class SourceFigures:
     won: int = 0
     revenue_minor: int = 0
     paid_leads: int = 0  # captured while active: what the partner is paid for
-    first_touch_hours: list[float] = field(default_factory=list)
+    median_hours: float | None = None  # from arrival to the first touch
     lost_reasons: dict[str, int] = field(default_factory=dict)
 
     def share(self, count: int) -> float | None:
@@ -37,7 +37,7 @@ class SourceFigures:
 
     @property
     def median_first_touch_hours(self) -> float | None:
-        return statistics.median(self.first_touch_hours) if self.first_touch_hours else None
+        return self.median_hours
 
 
 def source_figures(tenant: Tenant, start: datetime, end: datetime) -> list[SourceFigures]:
@@ -103,14 +103,28 @@ def source_figures(tenant: Tenant, start: datetime, end: datetime) -> list[Sourc
     for source_id, reason, count in reasons:
         if source_id in figures:
             figures[source_id].lost_reasons[reason] = count
-    touches = db.session.execute(
-        sa.select(Lead.source_id, Lead.created_at, Lead.first_touch_at).where(
-            in_period, Lead.first_touch_at.is_not(None)
+    if db.engine.dialect.name == "postgresql":
+        hours = sa.extract("epoch", Lead.first_touch_at - Lead.created_at) / 3600
+        medians = db.session.execute(
+            sa.select(Lead.source_id, sa.func.percentile_cont(0.5).within_group(hours))
+            .where(in_period, Lead.first_touch_at.is_not(None))
+            .group_by(Lead.source_id)
         )
-    )
-    for source_id, created, touched in touches:
-        if source_id in figures:
-            figures[source_id].first_touch_hours.append((touched - created).total_seconds() / 3600)
+        for source_id, median in medians:
+            if source_id in figures:
+                figures[source_id].median_hours = float(median)
+    else:  # small databases: the durations are read and the median taken here
+        touches = db.session.execute(
+            sa.select(Lead.source_id, Lead.created_at, Lead.first_touch_at).where(
+                in_period, Lead.first_touch_at.is_not(None)
+            )
+        )
+        waits: dict[int, list[float]] = {}
+        for source_id, created, touched in touches:
+            waits.setdefault(source_id, []).append((touched - created).total_seconds() / 3600)
+        for source_id, hours_each in waits.items():
+            if source_id in figures:
+                figures[source_id].median_hours = statistics.median(hours_each)
     return list(figures.values())
 
 
