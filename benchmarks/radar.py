@@ -268,7 +268,8 @@ def seed(app, params: dict, rng: random.Random, now: datetime) -> dict:
 PAGES = [
     ("/radar?days=30", "radar, 30 days"),
     ("/radar?days=90", "radar, 90 days"),
-    ("/radar/sources.csv?days=90&table=stages", "funnel by stage CSV, 90 days"),
+    ("/radar/funnel?days=30", "funnel (loaded into the radar page), 30 days"),
+    ("/radar/funnel?days=90", "funnel (loaded into the radar page), 90 days"),
     ("/conflicts", "conflicts, first page"),
     ("/conflicts?status=open", "conflicts, open (the nav link)"),
     ("/conflicts?page=200", "conflicts, page 200 (offset 9,950)"),

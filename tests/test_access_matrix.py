@@ -641,6 +641,7 @@ ROWS = [
     Row("imports.rejected_report", GET, OWNER, CSV, _tenancy(_import_job)),
     # Radar: source quality, conflicts, partner links: the owner.
     Row("radar.sources", GET, OWNER, PAGE),
+    Row("radar.funnel", GET, OWNER, PAGE, htmx=True),
     Row("radar.sources_csv", GET, OWNER, CSV),
     Row("radar.conflict_list", GET, OWNER, PAGE),
     Row("radar.conflicts_monthly", GET, OWNER, PAGE),

@@ -37,6 +37,7 @@ EXTRA_QUERIES = {
     "leads.incoming": lambda s: [{"before": 10**9}],
     "sources.inbox": lambda s: [{"status": "rejected", "page": 2}, {"source": 1}],
     "radar.sources": lambda s: [{"days": 7}, {"start": "2026-01-01", "end": "2026-02-01"}],
+    "radar.funnel": lambda s: [{"days": 90}, {"start": "2026-01-01", "end": "2026-02-01"}],
     "radar.sources_csv": lambda s: [{"days": 90}],
     "radar.conflict_list": lambda s: [{"status": "open", "kind": "cadence_missed", "page": 2}],
     "radar.conflicts_monthly": lambda s: [{"year": 2026, "month": 1}],

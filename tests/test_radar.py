@@ -141,7 +141,13 @@ def test_only_the_owner_sees_the_radar_and_conflicts(client, login, make, radar)
     for role in (Role.LEAD_GENERATOR, Role.CLOSER, Role.ACCOUNT_MANAGER):
         member = make.member(tenant, role)
         login(member.email)
-        for url in ("/radar", "/radar/sources.csv", "/conflicts", "/conflicts/monthly"):
+        for url in (
+            "/radar",
+            "/radar/funnel",
+            "/radar/sources.csv",
+            "/conflicts",
+            "/conflicts/monthly",
+        ):
             assert client.get(url).status_code == 404, url
         client.post("/logout")
 
@@ -279,7 +285,12 @@ def test_the_funnel_counts_each_stage_and_the_median_stay_from_real_moves(
     client.post("/logout")
 
     login(owner.email)
-    page = client.get("/radar?days=7").text
+    radar_page = client.get("/radar?days=7").text
+    assert 'hx-get="/radar/funnel?days=7" hx-trigger="load"' in radar_page
+    page = client.get("/radar/funnel?days=7").text
+    assert "<html" in page  # on its own: a whole page
+    fragment = client.get("/radar/funnel?days=7", headers={"HX-Request": "true"}).text
+    assert "<html" not in fragment and 'id="funnel-stages"' in fragment
     stages = {row[0]: row[1:] for row in _table_rows(page, "funnel-stages")}
     # New: all 5 entered, 3 went on (60%); stays of 1, 2, 4 and 6 days: median 3.0
     assert stages["New"] == ["5", "3 (60%)", "3.0"]

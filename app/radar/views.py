@@ -56,8 +56,6 @@ def sources():
         figures=figures,
         period=period,
         periods=PERIODS,
-        stages=funnel.by_stage(g.tenant, start, end),
-        people=funnel.by_person(g.tenant, start, end),
         trend=stats.trend(
             g.tenant,
             period["first"],
@@ -68,6 +66,21 @@ def sources():
         ),
         trend_source=trend_source,
         lost_reasons=list(LostReason),
+    )
+
+
+@bp.route("/radar/funnel", endpoint="funnel")
+@requires("radar.view")
+def funnel_view():
+    """The funnel by stage and by person: its own request, loaded into the radar page
+    once the page is shown (a whole page without htmx)."""
+    start, end, period = _period()
+    return render(
+        "radar/funnel.html",
+        "radar/_funnel.html",
+        period=period,
+        stages=funnel.by_stage(g.tenant, start, end),
+        people=funnel.by_person(g.tenant, start, end),
     )
 
 

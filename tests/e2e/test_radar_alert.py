@@ -24,6 +24,7 @@ def test_junk_from_a_partner_lights_the_owners_bell_without_a_reload(app, make, 
     db.session.commit()
     generator = make.member(tenant, Role.LEAD_GENERATOR)
     partner = make.source(tenant, "CaterLink", cost=5000)
+    partner_id = partner.id
     leads = []
     for _ in range(3):
         lead = make.lead(tenant, "New", owner=generator)
@@ -50,3 +51,10 @@ def test_junk_from_a_partner_lights_the_owners_bell_without_a_reload(app, make, 
     assert owner_page.evaluate("performance.timeOrigin") == loaded_at  # no reload happened
     owner_page.locator("#bell").click()
     expect(owner_page.locator("main")).to_contain_text("Lead quality dropped at CaterLink")
+
+    # The radar page shows the figures at once and fills in the funnel by itself.
+    owner_page.goto("/radar?days=7")
+    expect(owner_page.locator(f"#figures-{partner_id}")).to_contain_text("3 (100%)")
+    new_stage = owner_page.locator("#funnel-stages tbody tr").first
+    expect(new_stage).to_contain_text("New", timeout=15_000)
+    expect(new_stage.locator("td").nth(1)).to_have_text("3")  # all three were in New
