@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 
 from app.config import load_config
 from app.extensions import babel, csrf, db, limiter, login_manager, migrate
+from app.security import trust_proxies
 
 
 def create_app(overrides: dict | None = None) -> Flask:
@@ -19,6 +20,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     register_request_hooks(app)
     register_errors(app)
     register_cli(app)
+    trust_proxies(app)
     return app
 
 

@@ -100,6 +100,12 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         # The largest request (a CSV upload); intake keeps only its first 64 KB anyway.
         "MAX_CONTENT_LENGTH": 25 * 1024 * 1024,
         "RATELIMIT_ENABLED": _flag("RATELIMIT_ENABLED", True),
+        # A 429 says when to come back (Retry-After) and every limited answer its budget.
+        "RATELIMIT_HEADERS_ENABLED": True,
+        # How many reverse proxies (TLS terminators) stand in front of the app. Their
+        # X-Forwarded-For/-Proto are trusted only then: per-address limits need the
+        # visitor's address, and a header from anybody else must not pick it.
+        "TRUSTED_PROXIES": int(os.environ.get("TRUSTED_PROXIES", "0")),
         "RATELIMIT_KEY_PREFIX": os.environ.get("RATELIMIT_KEY_PREFIX", "conveyor"),
         "BABEL_DEFAULT_LOCALE": "en",
         "BABEL_DEFAULT_TIMEZONE": "UTC",

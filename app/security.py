@@ -2,7 +2,8 @@
 
 import secrets
 
-from flask import Flask, g
+from flask import Flask, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 HTMX_CDN = "https://cdn.jsdelivr.net"
 
@@ -27,9 +28,19 @@ def _set_security_headers(response):
     response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
     if not g.get("frameable"):
         response.headers.setdefault("X-Frame-Options", "DENY")
+    if request.is_secure:  # over HTTPS (directly or through a trusted proxy): stay on it
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     return response
 
 
 def register_security_headers(app: Flask) -> None:
     app.after_request(_set_security_headers)
     app.jinja_env.globals["csp_nonce"] = csp_nonce
+
+
+def trust_proxies(app: Flask) -> None:
+    """Behind TRUSTED_PROXIES reverse proxies, take the visitor's address and scheme
+    from their X-Forwarded-For/-Proto (and from nobody else's)."""
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)

@@ -98,3 +98,32 @@ def test_htmx_validation_errors_come_back_as_the_form_fragment(client, ctx):
     assert response.status_code == 200
     assert response.text.lstrip().startswith("<form")
     assert "<html" not in response.text
+
+
+def _signups_until_refused(client, forwarded_for: str) -> int:
+    """Post the (empty) signup form from one claimed address until it is refused."""
+    for number in range(1, 20):
+        answer = client.post("/signup", data={}, headers={"X-Forwarded-For": forwarded_for})
+        if answer.status_code == 429:
+            assert int(answer.headers["Retry-After"]) > 0  # when to come back
+            return number
+    return 0
+
+
+def test_a_429_says_when_to_come_back_and_x_forwarded_for_is_ignored_by_default(client):
+    assert _signups_until_refused(client, "203.0.113.7") == 11  # 10 an hour per address
+    # Without a trusted proxy, a forged header does not buy a new address.
+    assert _signups_until_refused(client, "198.51.100.9") == 1
+
+
+def test_behind_a_trusted_proxy_limits_count_the_visitors_address(app, client, monkeypatch):
+    from app.security import trust_proxies
+
+    monkeypatch.setattr(app, "wsgi_app", app.wsgi_app)  # restored after the test
+    monkeypatch.setitem(app.config, "TRUSTED_PROXIES", 1)
+    trust_proxies(app)
+    assert _signups_until_refused(client, "203.0.113.7") == 11
+    assert _signups_until_refused(client, "198.51.100.9") == 11  # another visitor
+    page = client.get("/login", headers={"X-Forwarded-Proto": "https"})
+    assert page.headers["Strict-Transport-Security"] == "max-age=31536000"
+    assert "Strict-Transport-Security" not in client.get("/login").headers  # plain HTTP
