@@ -628,6 +628,7 @@ ROWS = [
         form={"reason": "Out of stock until March"},
     ),
     Row("clients.new_sale", POST, ACCOUNTS, REDIRECT, _client),
+    Row("conveyor.set_cadence", POST, ACCOUNTS, REDIRECT, _client, form={"cadence_days": "3"}),
     Row("clients.export", GET, OWNER, CSV),
     # Importing a client base: the owner.
     Row("imports.index", GET, OWNER, PAGE),

@@ -406,3 +406,36 @@ def test_an_open_board_learns_of_a_new_lead_from_its_pulse_and_only_of_its_own(
     new_pulse = re.search(r'id="board-pulse" hidden hx-get="([^"]+)"', refreshed).group(1)
     assert new_pulse != pulse_url
     assert "HX-Trigger" not in client.get(new_pulse.replace("&amp;", "&")).headers
+
+
+def test_a_client_gets_their_own_touch_cadence_and_empty_means_the_workspaces(
+    client, login, make, team
+):
+    tenant, owner, generator, closer_a, closer_b, manager = team
+    account = make.lead(tenant, "Client", owner=manager)
+    account.last_touch_at = datetime_now = conveyor.utcnow() - timedelta(days=2)
+    db.session.commit()
+    touched_on = conveyor.local_today(tenant) - timedelta(days=2)
+    login(manager.email)
+    page = client.get(f"/deals/{account.id}").text
+    assert 'id="cadence-form"' in page and "Empty: the workspace's 7 days." in page
+    refused = client.post(f"/deals/{account.id}/cadence", data={"cadence_days": "0"})
+    assert refused.status_code == 422 and "Number must be between 1 and 90" in refused.text
+    client.post(f"/deals/{account.id}/cadence", data={"cadence_days": "3"})
+    db.session.refresh(account)
+    assert account.cadence_days == 3 and account.next_touch_on == touched_on + timedelta(days=3)
+    assert account.last_touch_at == datetime_now  # nothing else moved
+    # Logging a touch now follows the client's own cadence.
+    client.post(f"/deals/{account.id}/touches", data={"channel": "call", "outcome": "Fine"})
+    db.session.refresh(account)
+    assert account.next_touch_on == conveyor.local_today(tenant) + timedelta(days=3)
+    client.post(f"/deals/{account.id}/cadence", data={"cadence_days": ""})
+    db.session.refresh(account)
+    assert account.cadence_days is None
+    assert account.next_touch_on == conveyor.local_today(tenant) + timedelta(days=7)
+    # Not for deals outside account management, nor for other roles.
+    deal = make.lead(tenant, "Proposal", owner=closer_a)
+    assert client.post(f"/deals/{deal.id}/cadence", data={"cadence_days": "3"}).status_code == 404
+    client.post("/logout")
+    login(closer_a.email)
+    assert client.post(f"/deals/{deal.id}/cadence", data={"cadence_days": "3"}).status_code == 404

@@ -173,6 +173,7 @@ ID_ROUTES = {
     "radar.revoke_partner_link": _source,
     "conveyor.win": _deal,
     "conveyor.schedule_touch": _deal,
+    "conveyor.set_cadence": _client,
     "clients.accept_promise": _promise,
     "clients.flag_promise": _promise,
     "clients.new_sale": _client,

@@ -88,6 +88,12 @@ class ScheduleTouchForm(FlaskForm):
     )
 
 
+class CadenceForm(FlaskForm):
+    cadence_days = IntegerField(
+        _l("Touch this client every N days"), validators=[Optional(), NumberRange(1, 90)]
+    )
+
+
 class FlagForm(FlaskForm):
     reason = StringField(
         _l("Why can it not be kept?"), validators=[DataRequired(), Length(max=500)]

@@ -310,6 +310,19 @@ def log_touch(
 TIMELINE_LENGTH = 100
 
 
+def set_cadence(membership: Membership, lead: Lead, days: int | None) -> None:
+    """A client's own touch cadence (None: the workspace's); the next touch follows it
+    from the last touch, or from today for a client never touched."""
+    tenant = db.session.get(Tenant, lead.tenant_id)
+    lead.cadence_days = days
+    cadence = days or tenant.touch_cadence_days
+    zone = ZoneInfo(tenant.timezone)
+    since = lead.last_touch_at.astimezone(zone).date() if lead.last_touch_at else None
+    lead.next_touch_on = (since or local_today(tenant)) + timedelta(days=cadence)
+    record_event(lead, membership.user, EventKind.NOTE, text=f"↻ {cadence}")
+    db.session.commit()
+
+
 def schedule_touch(membership: Membership, lead: Lead, local_moment: datetime | None) -> None:
     """Plan the next touch for a moment in the workspace's time (None clears the plan)."""
     tenant = db.session.get(Tenant, lead.tenant_id)

@@ -4,6 +4,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, g, request, url_for
+from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf
 from markupsafe import escape
@@ -12,6 +13,7 @@ from wtforms import SelectChoice
 from app.conveyor import board as board_service
 from app.conveyor import bp, handoff, services, today
 from app.conveyor.forms import (
+    CadenceForm,
     LoseForm,
     NoteForm,
     QualificationForm,
@@ -22,7 +24,7 @@ from app.conveyor.forms import (
 )
 from app.extensions import db
 from app.htmx import is_htmx_request, local_path_or, redirect_to, render
-from app.models import InboxItem, Membership, Role, Source, Stage, User
+from app.models import InboxItem, Membership, Phase, Role, Source, Stage, User
 from app.models.activity import LostReason, TouchChannel
 from app.policy import can, requires, visible_phases
 from app.tenancy import get_for_tenant_or_404
@@ -152,7 +154,13 @@ def move(lead_id: int):
 
 
 def _lead_page(
-    lead, qualification=None, lose_form=None, note_form=None, touch_form=None, http_status=200
+    lead,
+    qualification=None,
+    lose_form=None,
+    note_form=None,
+    touch_form=None,
+    cadence_form=None,
+    http_status=200,
 ):
     tenant_today = services.local_today(g.tenant)
     qualification = qualification or QualificationForm(
@@ -204,6 +212,7 @@ def _lead_page(
         inbox_items=inbox_items,
         promises=handoff.promises_of(lead),
         schedule_form=ScheduleTouchForm(),
+        cadence_form=cadence_form or CadenceForm(data={"cadence_days": lead.cadence_days}),
         today=tenant_today,
         stages=services.stages(g.tenant, visible_phases(g.membership)),
     )
@@ -301,6 +310,24 @@ def log_touch(lead_id: int):
     )
     flash(_("Touch logged."), "success")
     return redirect_to(back)
+
+
+@bp.route("/deals/<int:lead_id>/cadence", methods=["POST"])
+@requires("clients.manage")
+def set_cadence(lead_id: int):
+    """A client's own touch cadence; empty goes back to the workspace's."""
+    lead = services.lead_for_member_or_404(g.membership, lead_id)
+    if lead.stage.phase != Phase.ACCOUNT:
+        abort(404)
+    form = CadenceForm()
+    if not form.validate_on_submit():
+        return _lead_page(lead, cadence_form=form, http_status=422)
+    services.set_cadence(g.membership, lead, form.cadence_days.data)
+    flash(
+        _("Next touch on %(date)s.", date=format_date(lead.next_touch_on)),
+        "success",
+    )
+    return redirect_to(url_for("conveyor.lead", lead_id=lead.id))
 
 
 @bp.route("/deals/<int:lead_id>/schedule", methods=["POST"])
