@@ -328,6 +328,12 @@ def test_the_trend_shows_each_day_of_a_week_and_narrows_to_one_source(client, lo
     assert "<svg" in page and 'id="trend-title"' in page
     narrowed = client.get(f"/radar?days=7&source={partner.id}").text
     assert [row[2] for row in _table_rows(narrowed, "trend-table")][-1] == "1"
+    # Another workspace's source cannot be picked: the trend stays on all sources.
+    other_tenant, _ = make.workspace_with_owner(name="Elsewhere")
+    foreign = make.source(other_tenant, "Their source")
+    theirs = client.get(f"/radar?days=7&source={foreign.id}").text
+    assert "Their source" not in theirs
+    assert [row[2] for row in _table_rows(theirs, "trend-table")][-1] == "3"
     trend_csv = client.get(f"/radar/sources.csv?days=7&table=trend&source={partner.id}").text
     lines = trend_csv.strip().splitlines()
     assert lines[0].lstrip("\ufeff") == "from,to,leads,qualified,junk,won,qualified_pct,junk_pct"

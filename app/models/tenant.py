@@ -16,6 +16,10 @@ class Role(enum.StrEnum):
     ACCOUNT_MANAGER = "account_manager"
 
 
+# How a source's quality is judged: over its last N verdicts, or those of its last D days.
+WINDOW_LEADS, WINDOW_DAYS = "leads", "days"
+
+
 class Tenant(TimestampMixin, Base):
     """A workspace: one small business and everything it owns."""
 
@@ -39,7 +43,7 @@ class Tenant(TimestampMixin, Base):
     junk_share_max: Mapped[int] = mapped_column(default=30)
     qualified_share_min: Mapped[int] = mapped_column(default=20)
     quality_window: Mapped[int] = mapped_column(default=20)
-    quality_window_mode: Mapped[str] = mapped_column(sa.String(8), default="leads")
+    quality_window_mode: Mapped[str] = mapped_column(sa.String(8), default=WINDOW_LEADS)
     quality_window_days: Mapped[int] = mapped_column(default=7)
 
     def __repr__(self) -> str:

@@ -25,10 +25,10 @@ from app.models import (
     Tenant,
     utcnow,
 )
+from app.models.tenant import WINDOW_DAYS
 from app.queue import enqueue
 from app.tenancy import ALL_TENANTS, active_members
 
-WINDOW_LEADS, WINDOW_DAYS = "leads", "days"
 # A window in days judges a source once it holds this many verdicts (and never
 # reads more than the cap).
 DAYS_WINDOW_MIN_JUDGED = 5

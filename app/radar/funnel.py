@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.extensions import db
 from app.models import Lead, Stage, StageVisit, Tenant, User, utcnow
+from app.radar.stats import count_if
 
 
 @event.listens_for(Session, "before_flush")
@@ -85,7 +86,7 @@ def _finished_stays(key_column, tenant: Tenant, start: datetime, end: datetime) 
         StageVisit.lead_created_at >= start,
         StageVisit.lead_created_at < end,
     )
-    went_on = sa.func.sum(sa.case((StageVisit.forward, 1), else_=0))
+    went_on = count_if(StageVisit.forward)
     if db.engine.dialect.name == "postgresql":
         median = sa.func.percentile_cont(0.5).within_group(StageVisit.seconds)
         rows = db.session.execute(
@@ -138,9 +139,6 @@ def by_stage(tenant: Tenant, start: datetime, end: datetime) -> list[StageRow]:
 def by_person(tenant: Tenant, start: datetime, end: datetime) -> list[PersonRow]:
     """Per person, for leads that arrived in [start, end): the leads they hold now with
     their verdicts, and the stays that ended while they held the lead."""
-
-    def count_if(condition):
-        return sa.func.sum(sa.case((condition, 1), else_=0))
 
     people: dict[int, PersonRow] = {}
     held = db.session.execute(

@@ -11,6 +11,11 @@ from app.extensions import db
 from app.models import InboxItem, InboxStatus, Lead, LostReason, Source, Tenant
 
 
+def count_if(condition):
+    """How many rows of a group meet ``condition`` (SUM of a CASE, on every database)."""
+    return sa.func.sum(sa.case((condition, 1), else_=0))
+
+
 @dataclass
 class SourceFigures:
     source: Source
@@ -22,7 +27,7 @@ class SourceFigures:
     won: int = 0
     revenue_minor: int = 0
     paid_leads: int = 0  # captured while active: what the partner is paid for
-    median_hours: float | None = None  # from arrival to the first touch
+    median_first_touch_hours: float | None = None
     lost_reasons: dict[str, int] = field(default_factory=dict)
 
     def share(self, count: int) -> float | None:
@@ -34,10 +39,6 @@ class SourceFigures:
 
     def cost_per(self, count: int) -> int | None:
         return round(self.cost_minor / count) if count else None
-
-    @property
-    def median_first_touch_hours(self) -> float | None:
-        return self.median_hours
 
 
 def source_figures(tenant: Tenant, start: datetime, end: datetime) -> list[SourceFigures]:
@@ -52,9 +53,6 @@ def source_figures(tenant: Tenant, start: datetime, end: datetime) -> list[Sourc
         Lead.created_at < end,
         Lead.source_id.is_not(None),
     )
-
-    def count_if(condition):
-        return sa.func.sum(sa.case((condition, 1), else_=0))
 
     totals = db.session.execute(
         sa.select(
@@ -112,7 +110,7 @@ def source_figures(tenant: Tenant, start: datetime, end: datetime) -> list[Sourc
         )
         for source_id, median in medians:
             if source_id in figures:
-                figures[source_id].median_hours = float(median)
+                figures[source_id].median_first_touch_hours = float(median)
     else:  # small databases: the durations are read and the median taken here
         touches = db.session.execute(
             sa.select(Lead.source_id, Lead.created_at, Lead.first_touch_at).where(
@@ -124,7 +122,7 @@ def source_figures(tenant: Tenant, start: datetime, end: datetime) -> list[Sourc
             waits.setdefault(source_id, []).append((touched - created).total_seconds() / 3600)
         for source_id, hours_each in waits.items():
             if source_id in figures:
-                figures[source_id].median_hours = statistics.median(hours_each)
+                figures[source_id].median_first_touch_hours = statistics.median(hours_each)
     return list(figures.values())
 
 
@@ -166,9 +164,6 @@ def trend(
         points.append(TrendPoint(day, min(day + timedelta(days=step - 1), last)))
         day += timedelta(days=step)
     day_column = _local_day(Lead.created_at, tenant.timezone)
-
-    def count_if(condition):
-        return sa.func.sum(sa.case((condition, 1), else_=0))
 
     query = (
         sa.select(

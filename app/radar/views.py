@@ -39,10 +39,14 @@ def _period() -> tuple[datetime, datetime, dict]:
     return start, end, {"days": days, "first": first, "last": last}
 
 
-def _trend_source(figures) -> Source | None:
-    """The source chosen for the trend (?source=ID among the workspace's), or None: all."""
+def _trend_source() -> Source | None:
+    """The source chosen for the trend (?source=ID of this workspace), or None: all."""
     wanted = request.args.get("source", type=int)
-    return next((row.source for row in figures if row.source.id == wanted), None)
+    if not wanted:
+        return None
+    return db.session.scalar(
+        sa.select(Source).where(Source.id == wanted, Source.tenant_id == g.tenant.id)
+    )
 
 
 @bp.route("/radar")
@@ -50,7 +54,7 @@ def _trend_source(figures) -> Source | None:
 def sources():
     start, end, period = _period()
     figures = stats.source_figures(g.tenant, start, end)
-    trend_source = _trend_source(figures)
+    trend_source = _trend_source()
     return render(
         "radar/sources.html",
         figures=figures,
@@ -129,7 +133,7 @@ def _source_rows(start, end):
 
 
 def _trend_rows(start, end, period):
-    source = _trend_source(stats.source_figures(g.tenant, start, end))
+    source = _trend_source()
     yield ["from", "to", "leads", "qualified", "junk", "won", "qualified_pct", "junk_pct"]
     for point in stats.trend(
         g.tenant, period["first"], period["last"], start, end, source.id if source else None
@@ -310,11 +314,8 @@ def partner_report(token: str):
     if source is None:
         abort(404)
 
-    def count_if(condition):
-        return sa.func.sum(sa.case((condition, 1), else_=0))
-
     leads, qualified = db.session.execute(
-        sa.select(sa.func.count(Lead.id), count_if(Lead.qualified_at.is_not(None)))
+        sa.select(sa.func.count(Lead.id), stats.count_if(Lead.qualified_at.is_not(None)))
         .where(Lead.tenant_id == source.tenant_id, Lead.source_id == source.id)
         .execution_options(**ALL_TENANTS)
     ).one()

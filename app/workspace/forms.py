@@ -7,6 +7,7 @@ from wtforms.validators import DataRequired, Email, Length, NumberRange, Validat
 
 from app.forms import normalise_email
 from app.models import Role
+from app.models.tenant import WINDOW_DAYS, WINDOW_LEADS
 
 CURRENCIES = ["USD", "EUR", "GBP", "RUB", "KZT", "UAH", "BYN", "CAD", "AUD", "INR", "CHF", "PLN"]
 
@@ -51,10 +52,10 @@ class SettingsForm(FlaskForm):
     quality_window_mode = SelectField(
         _l("Judge a source over"),
         choices=[
-            SelectChoice("leads", _l("its last N judged leads")),
-            SelectChoice("days", _l("the leads judged in its last D days")),
+            SelectChoice(WINDOW_LEADS, _l("its last N judged leads")),
+            SelectChoice(WINDOW_DAYS, _l("the leads judged in its last D days")),
         ],
-        default="leads",
+        default=WINDOW_LEADS,
     )
     quality_window = IntegerField(
         _l("N judged leads"), default=20, validators=[NumberRange(5, 500)]
