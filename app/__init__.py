@@ -20,8 +20,15 @@ def create_app(overrides: dict | None = None) -> Flask:
     register_request_hooks(app)
     register_errors(app)
     register_cli(app)
+    install_fast_intake(app)
     trust_proxies(app)
     return app
+
+
+def install_fast_intake(app: Flask) -> None:
+    from app.intake import fast
+
+    fast.install(app)
 
 
 def register_extensions(app: Flask) -> None:

@@ -1,6 +1,7 @@
 """The public intake endpoint: every answer it documents, and nothing ever lost."""
 
 import json
+import os
 import threading
 import time
 
@@ -16,6 +17,7 @@ from app.sources import services as sources
 from app.workspace import services as workspace
 
 ALL = {"all_tenants": True}
+POSTGRESQL = (os.environ.get("DATABASE_URL") or "").startswith("postgresql")
 
 
 @pytest.fixture
@@ -35,6 +37,12 @@ def _count(model, *where):
     return db.session.scalar(
         sa.select(sa.func.count()).select_from(model).where(*where).execution_options(**ALL)
     )
+
+
+def _leads(source):
+    return db.session.scalars(
+        sa.select(Lead).where(Lead.source_id == source.id).execution_options(**ALL)
+    ).all()
 
 
 def _inbox(source):
@@ -289,11 +297,41 @@ def test_when_the_database_fails_the_sender_is_told_to_retry(client, shop, monke
         raise OperationalError("COMMIT", {}, Exception("connection refused"))
 
     # The lead and the inbox row are flushed, then the commit that decides the answer fails.
+    # (A multipart post: the ORM path serves it on both databases.)
     monkeypatch.setattr(intake_services.db.session, "commit", broken)
-    response = _post(client, source, {"email": "a@example.com"})
+    response = client.post(
+        f"/in/{source.intake_token}",
+        data={"email": "a@example.com"},
+        content_type="multipart/form-data",
+    )
     monkeypatch.undo()
     assert response.status_code == 503 and response.headers["Retry-After"]
     assert _count(Lead, Lead.source_id == source.id) == 0
+
+
+@pytest.mark.skipif(not POSTGRESQL, reason="the one-statement path serves PostgreSQL only")
+def test_the_fast_path_answers_503_when_postgresql_goes_away(app, client, shop, monkeypatch):
+    _, _, source = shop
+    fast_path = app.extensions["fast_intake"]
+    assert _post(client, source, {"email": "warm@example.com"}).status_code == 201
+    # Its idle connection is killed by the server (a restart, a failover) ...
+    pids = [connection.info.backend_pid for connection in fast_path.idle]
+    assert pids
+    for pid in pids:
+        db.session.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    db.session.commit()
+    lost = _post(client, source, {"email": "a@example.com"})
+    assert lost.status_code == 503 and lost.headers["Retry-After"] == "5"
+    # ... and then the server cannot be reached at all.
+    monkeypatch.setattr(fast_path, "conninfo", "postgresql://postgres@127.0.0.1:1/none")
+    fast_path.close()
+    refused = _post(client, source, {"email": "b@example.com"})
+    assert refused.status_code == 503
+    monkeypatch.undo()
+    emails = {lead.contact.email for lead in _leads(source)}
+    assert emails == {"warm@example.com"}  # nothing half-stored, nothing answered 2xx
+    again = _post(client, source, {"email": "a@example.com"})
+    assert again.status_code == 201
 
 
 def test_new_leads_go_round_robin_to_active_lead_generators(client, make):
@@ -347,3 +385,112 @@ def test_when_redis_is_down_posts_are_still_stored(client, shop, monkeypatch):
     response = _post(client, source, {"email": "during-outage@example.com"})
     assert response.status_code == 201
     assert _count(Lead, Lead.source_id == source.id) == 1
+
+
+@pytest.mark.skipif(not POSTGRESQL, reason="the one-statement path serves PostgreSQL only")
+def test_the_fast_path_stores_what_the_orm_path_stores(client, make):
+    """JSON posts take the one-statement path; multipart posts take the ORM path.
+
+    The same posts to two like workspaces must leave the same rows behind.
+    """
+    posts = [
+        (
+            {
+                "name": "Vera",
+                "email": "Vera@Example.com",
+                "company": "Vera & Co",
+                "message": "Call me",
+                "external_id": "crm-1",
+                "decision_date": "2026-12-31",
+                "budget": "5k",
+                "utm_source": "ads",
+                "utm_campaign": "winter",
+                "page_url": "https://shop.example/x",
+            },
+            "k1",
+        ),
+        ({"name": "V. again", "email": "vera@example.com", "phone": "+44 20 7946 0958"}, "k2"),
+        ({"name": "Gleb", "phone": "+442079460958", "company": "Gleb Ltd"}, "k3"),
+        ({"name": "Vera", "email": "vera@example.com"}, "k1"),  # a repeat of the first
+    ]
+    stored = []
+    for multipart in (False, True):
+        tenant, owner = make.workspace_with_owner()
+        generators = [make.member(tenant, Role.LEAD_GENERATOR) for _ in range(2)]
+        source = sources.create_source(tenant, "Site", "site_form")
+        answers = []
+        for payload, key in posts:
+            sent = {"data": payload, "content_type": "multipart/form-data"} if multipart else {}
+            response = _post(
+                client,
+                source,
+                None if multipart else payload,
+                headers={"Idempotency-Key": key},
+                **sent,
+            )
+            answers.append((response.status_code, response.json["status"]))
+        leads = sorted(_leads(source), key=lambda lead: lead.id)
+        people = {user.id: n for n, user in enumerate([owner, *generators])}
+        ids = {lead.id: n for n, lead in enumerate(leads)}
+        contacts = {lead.contact_id: None for lead in leads}
+        stored.append(
+            {
+                "answers": answers,
+                "leads": [
+                    (
+                        lead.title,
+                        lead.message,
+                        lead.budget,
+                        lead.external_id,
+                        lead.decision_date,
+                        lead.utm,
+                        lead.extra,
+                        lead.flagged,
+                        lead.stage.name,
+                        people[lead.owner_id],
+                        lead.value_minor,
+                        list(contacts).index(lead.contact_id),
+                        all((lead.created_at, lead.last_activity_at, lead.stage_entered_at)),
+                    )
+                    for lead in leads
+                ],
+                "contacts": [
+                    (c.name, c.email, c.phone, c.company)
+                    for c in (db.session.get(Contact, contact_id) for contact_id in contacts)
+                ],
+                "events": [
+                    (ids[e.lead_id], e.kind.value, e.data, e.actor_id)
+                    for lead in leads
+                    for e in lead_events(lead)
+                ],
+                "inbox": [
+                    (i.status.value, i.http_status, i.fields, ids.get(i.lead_id), i.reason)
+                    for i in _inbox(source)
+                ],
+                "keys": sorted(
+                    (k.key, ids[k.lead_id])
+                    for k in db.session.scalars(
+                        sa.select(IntakeKey)
+                        .where(IntakeKey.source_id == source.id)
+                        .execution_options(**ALL)
+                    )
+                ),
+            }
+        )
+    fast, orm = stored
+    assert fast["answers"] == [(201, "created")] * 3 + [(200, "duplicate")]
+    for part in fast:
+        for a, b in zip(fast[part], orm[part], strict=True):
+            assert a == b, part
+    # The second post gave Vera's contact a phone, so the third (same phone) is hers too.
+    assert fast["contacts"] == [("Vera", "vera@example.com", "+442079460958", "Vera & Co")]
+    assert [row[-2] for row in fast["leads"]] == [0, 0, 0]
+    assert [row[9] for row in fast["leads"]] == [1, 2, 1]  # round robin over two generators
+
+
+def lead_events(lead):
+    from app.models import LeadEvent
+
+    return db.session.scalars(
+        sa.select(LeadEvent).where(LeadEvent.lead_id == lead.id).execution_options(**ALL)
+    ).all()

@@ -116,7 +116,11 @@ def _as_text(value) -> str:
 
 
 def judge(data: dict, default_region: str) -> Judgement:
-    """Split known fields from extra data and check what must be right."""
+    """Split known fields from extra data and check what must be right.
+
+    Error messages stay lazy: they are translated (``str``) only when a post is
+    rejected, in the language of the request that stores the rejection.
+    """
     judgement = Judgement()
     known = {}
     extra = {}
@@ -131,30 +135,30 @@ def judge(data: dict, default_region: str) -> Judgement:
     errors = judgement.errors
     for name, limit in FIELD_LIMITS.items():
         if len(known.get(name) or "") > limit:
-            errors[name] = str(_l("Too long: at most %(count)d characters.", count=limit))
+            errors[name] = _l("Too long: at most %(count)d characters.", count=limit)
 
     email = known.get("email") or ""
     if email and "email" not in errors:
         try:
             judgement.email = validate_email(email, check_deliverability=False).normalized.lower()
         except EmailNotValidError:
-            errors["email"] = str(_l("This is not a valid email address."))
+            errors["email"] = _l("This is not a valid email address.")
 
     phone = known.get("phone") or ""
     if phone and "phone" not in errors:
         judgement.phone = normalise_phone(phone, default_region)
         if judgement.phone is None:
-            errors["phone"] = str(_l("This is not a valid phone number."))
+            errors["phone"] = _l("This is not a valid phone number.")
 
     if not email and not phone:
-        errors["contact"] = str(_l("Give an email or a phone number to reach the person."))
+        errors["contact"] = _l("Give an email or a phone number to reach the person.")
 
     decision = known.get("decision_date") or ""
     if decision:
         try:
             judgement.decision_date = date.fromisoformat(decision)
         except ValueError:
-            errors["decision_date"] = str(_l("Use an ISO date such as 2026-12-31."))
+            errors["decision_date"] = _l("Use an ISO date such as 2026-12-31.")
 
     judgement.fields = {**known, "extra": extra}
     return judgement

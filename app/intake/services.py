@@ -4,6 +4,7 @@ The inbox row and the lead are written in the one transaction whose commit
 decides the answer: nothing is answered 2xx that was not stored.
 """
 
+import functools
 import hashlib
 import time
 from dataclasses import dataclass
@@ -11,13 +12,14 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from limits import parse as parse_limit
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import contains_eager
 
 from app.billing.access import is_read_only
-from app.extensions import db
+from app.extensions import db, limiter
 from app.intake import fields as intake_fields
 from app.intake import signing
 from app.models import (
@@ -114,9 +116,10 @@ def raw_item(source: Source, body: bytes, content_type: str, headers, truncated:
 def reject(
     item: InboxItem, http_status: int, reason: str, message: str, errors=None
 ) -> IntakeResult:
+    errors = {name: str(message) for name, message in (errors or {}).items()}
     item.status = InboxStatus.REJECTED
     item.reason = reason
-    item.errors = errors or {}
+    item.errors = errors
     item.http_status = http_status
     payload = {"error": message}
     if errors:
@@ -167,7 +170,7 @@ def _judge(source: Source, item: InboxItem, headers) -> IntakeResult:
         item.reason = "bot"
         item.fields = {"raw": {k: v[:200] for k, v in data.items()}}
         return IntakeResult(200, {"status": "received"}, item, from_form=True)
-    result = _accept(source, item, data, _idempotency_keys(headers, data))
+    result = _accept(source, item, data, idempotency_keys(headers, data))
     result.from_form = from_form
     return result
 
@@ -179,7 +182,7 @@ def _key(kind: str, value: str) -> str:
     return f"{kind}:sha256:{hashlib.sha256(value.encode('utf-8', 'surrogatepass')).hexdigest()}"
 
 
-def _idempotency_keys(headers, data: dict) -> list[str]:
+def idempotency_keys(headers, data: dict) -> list[str]:
     keys = []
     if headers.get("Idempotency-Key"):
         keys.append(_key("idem", headers["Idempotency-Key"]))
@@ -190,6 +193,28 @@ def _idempotency_keys(headers, data: dict) -> list[str]:
     if data.get("_submission"):
         keys.append(_key("form", data["_submission"]))
     return keys
+
+
+def seconds_until_allowed(source_id: int, per_minute: int) -> int | None:
+    """None while the source is within its per-minute limit; else seconds to wait."""
+    if not current_app.config["RATELIMIT_ENABLED"]:
+        return None
+    limit = _per_minute(per_minute)
+    try:
+        if limiter.limiter.hit(limit, "intake", str(source_id)):
+            return None
+        reset_at, _ = limiter.limiter.get_window_stats(limit, "intake", str(source_id))
+    except Exception:  # noqa: BLE001 - Redis down: a lead matters more than a rate limit
+        current_app.logger.warning(
+            "intake rate limit unavailable; accepting the post", exc_info=True
+        )
+        return None
+    return max(1, int(reset_at - time.time()) + 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _per_minute(count: int):
+    return parse_limit(f"{count}/minute")
 
 
 def form_timestamp_token() -> str:
@@ -422,7 +447,7 @@ def reprocess(item: InboxItem, corrected: dict) -> IntakeResult:
     """Judge a rejected post again with the owner's corrections. Commits."""
     source = db.session.get(Source, item.source_id)
     data = {k: v for k, v in corrected.items() if isinstance(v, str)}
-    keys = _idempotency_keys(item.headers, data)
+    keys = idempotency_keys(item.headers, data)
     result = _accept(source, item, data, keys)
     if item.status != InboxStatus.REJECTED:
         item.reason = None

@@ -1,14 +1,12 @@
 """The public intake endpoint (its secret URL names the source) and the hosted form."""
 
 import secrets
-import time
 
 from flask import current_app, g, jsonify, redirect, render_template, request
-from limits import parse as parse_limit
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import csrf, db, limiter
-from app.intake import bp, services
+from app.intake import bp, fast, services
 from app.intake.fields import MAX_BODY_BYTES
 from app.models import InboxStatus
 
@@ -17,23 +15,6 @@ def _read_body() -> tuple[bytes, bool]:
     """At most 64 KB of the body, and whether there was more."""
     body = request.stream.read(MAX_BODY_BYTES + 1)
     return body[:MAX_BODY_BYTES], len(body) > MAX_BODY_BYTES
-
-
-def _seconds_until_allowed(source) -> int | None:
-    """None while the source is within its per-minute limit; else seconds to wait."""
-    if not current_app.config["RATELIMIT_ENABLED"]:
-        return None
-    limit = parse_limit(f"{source.rate_limit_per_minute}/minute")
-    try:
-        if limiter.limiter.hit(limit, "intake", str(source.id)):
-            return None
-        reset_at, _ = limiter.limiter.get_window_stats(limit, "intake", str(source.id))
-    except Exception:  # noqa: BLE001 - Redis down: a lead matters more than a rate limit
-        current_app.logger.warning(
-            "intake rate limit unavailable; accepting the post", exc_info=True
-        )
-        return None
-    return max(1, int(reset_at - time.time()) + 1)
 
 
 def _unavailable():
@@ -59,7 +40,9 @@ def receive(token: str):
             return _unknown_address()
         body, truncated = _read_body()
         content_type = request.headers.get("Content-Type", "")
-        wait = _seconds_until_allowed(source)
+        wait = request.environ.get(fast.RATE_LIMITED_KEY) or services.seconds_until_allowed(
+            source.id, source.rate_limit_per_minute
+        )
         if wait is not None:
             result = services.record_rate_limited(
                 source, body, content_type, request.headers, truncated

@@ -73,9 +73,10 @@ class Contact(TenantScoped, TimestampMixin, Base):
     phone: Mapped[str | None] = mapped_column(sa.String(32))
     company: Mapped[str | None] = mapped_column(sa.String(200))
 
+    # Email or phone first: a lookup by one can never be planned on the other's index.
     __table_args__ = (
-        sa.Index("ix_contact_tenant_email", "tenant_id", "email"),
-        sa.Index("ix_contact_tenant_phone", "tenant_id", "phone"),
+        sa.Index("ix_contact_email_tenant", "email", "tenant_id"),
+        sa.Index("ix_contact_phone_tenant", "phone", "tenant_id"),
     )
 
 

@@ -1,0 +1,34 @@
+"""contact lookups by email or phone lead with the email or phone
+
+Revision ID: 0010_contact_lookup_indexes
+Revises: 0009_stage_visits
+Create Date: 2026-11-27 23:05:00
+
+With the tenant first, an email lookup could be planned on the phone index (same
+leading column) and then filter every contact of the workspace: PostgreSQL did so
+while the table had no statistics yet, and intake slowed as contacts grew.
+"""
+from alembic import op
+
+
+# revision identifiers, used by Alembic.
+revision = '0010_contact_lookup_indexes'
+down_revision = '0009_stage_visits'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table('contact', schema=None) as batch_op:
+        batch_op.drop_index('ix_contact_tenant_email')
+        batch_op.drop_index('ix_contact_tenant_phone')
+        batch_op.create_index('ix_contact_email_tenant', ['email', 'tenant_id'], unique=False)
+        batch_op.create_index('ix_contact_phone_tenant', ['phone', 'tenant_id'], unique=False)
+
+
+def downgrade():
+    with op.batch_alter_table('contact', schema=None) as batch_op:
+        batch_op.drop_index('ix_contact_phone_tenant')
+        batch_op.drop_index('ix_contact_email_tenant')
+        batch_op.create_index('ix_contact_tenant_phone', ['tenant_id', 'phone'], unique=False)
+        batch_op.create_index('ix_contact_tenant_email', ['tenant_id', 'email'], unique=False)
