@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from app.extensions import db
+from app.intake import fast, signing
 from app.intake import services as intake_services
-from app.intake import signing
 from app.models import Contact, InboxItem, InboxStatus, IntakeKey, Lead, Role, Stage
 from app.sources import services as sources
 from app.workspace import services as workspace
@@ -314,22 +314,28 @@ def test_the_fast_path_answers_503_when_postgresql_goes_away(app, client, shop, 
     _, _, source = shop
     fast_path = app.extensions["fast_intake"]
     assert _post(client, source, {"email": "warm@example.com"}).status_code == 201
-    # Its idle connection is killed by the server (a restart, a failover) ...
-    pids = [connection.info.backend_pid for connection in fast_path.idle]
-    assert pids
-    for pid in pids:
+    # Its idle connection is killed by the server (a restart, a failover): nothing was
+    # written yet, so the post is served on a new connection.
+    killed = [connection.info.backend_pid for connection in fast_path.idle]
+    assert killed
+    for pid in killed:
         db.session.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
     db.session.commit()
+    assert _post(client, source, {"email": "next@example.com"}).status_code == 201
+    assert {c.info.backend_pid for c in fast_path.idle} - set(killed)  # served on a new one
+    # The connection is lost during the write: the sender is told to retry.
+    monkeypatch.setattr(fast, "ACCEPT_SQL", "SELECT pg_terminate_backend(pg_backend_pid())")
     lost = _post(client, source, {"email": "a@example.com"})
     assert lost.status_code == 503 and lost.headers["Retry-After"] == "5"
-    # ... and then the server cannot be reached at all.
+    monkeypatch.undo()
+    # The server cannot be reached at all.
     monkeypatch.setattr(fast_path, "conninfo", "postgresql://postgres@127.0.0.1:1/none")
     fast_path.close()
     refused = _post(client, source, {"email": "b@example.com"})
     assert refused.status_code == 503
     monkeypatch.undo()
     emails = {lead.contact.email for lead in _leads(source)}
-    assert emails == {"warm@example.com"}  # nothing half-stored, nothing answered 2xx
+    assert emails == {"warm@example.com", "next@example.com"}  # nothing half-stored
     again = _post(client, source, {"email": "a@example.com"})
     assert again.status_code == 201
 

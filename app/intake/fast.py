@@ -198,6 +198,7 @@ class FastIntake:
         length = environ.get("CONTENT_LENGTH", "")
         if (
             not token
+            or len(token) > 64
             or "/" in token
             or intake_fields.media_type(content_type) not in FAST_TYPES
             or not length.isdigit()
@@ -207,14 +208,14 @@ class FastIntake:
         body = environ["wsgi.input"].read(int(length))
         environ["wsgi.input"] = io.BytesIO(body)  # the view reads it again when handed over
         try:
-            connection = self._take()
+            connection, source = self._source(token)
         except psycopg.Error:
             log.warning("intake could not reach the database", exc_info=True)
             answer = UNAVAILABLE
         else:
             try:
                 with self.app.app_context():
-                    answer = self._answer(connection, environ, token, body, content_type)
+                    answer = self._answer(connection, source, environ, body, content_type)
             finally:
                 self._give_back(connection)
         if answer is None:
@@ -237,14 +238,8 @@ class FastIntake:
 
     # -- the decision -------------------------------------------------------------
 
-    def _answer(self, connection, environ, token: str, body: bytes, content_type: str):
+    def _answer(self, connection, row, environ, body: bytes, content_type: str):
         """(status line, JSON payload, headers), or None to hand the post to the view."""
-        if len(token) > 64:
-            return None
-        try:
-            row = connection.execute(SOURCE_SQL, {"token": token}).fetchone()
-        except psycopg.Error:
-            return self._unavailable(connection)
         if row is None:
             return None
         (source_id, tenant_id, source_name, active, signing_secret, per_minute) = row[:6]
@@ -336,6 +331,24 @@ class FastIntake:
 
     # -- connections -------------------------------------------------------------
 
+    def _source(self, token: str) -> tuple[psycopg.Connection, tuple | None]:
+        """A connection and the source row behind the token (None when there is none).
+
+        An idle connection may have died with a PostgreSQL restart: nothing has been
+        written yet, so the lookup is tried once more on a new connection.
+        """
+        connection = self._take()
+        try:
+            return connection, connection.execute(SOURCE_SQL, {"token": token}).fetchone()
+        except psycopg.OperationalError:
+            connection.close()
+        connection = self._connect()
+        try:
+            return connection, connection.execute(SOURCE_SQL, {"token": token}).fetchone()
+        except psycopg.Error:
+            connection.close()
+            raise
+
     def _take(self) -> psycopg.Connection:
         """An idle connection of this process, or a new one."""
         with self.lock:
@@ -344,6 +357,9 @@ class FastIntake:
                 self.pid = os.getpid()
             if self.idle:
                 return self.idle.pop()
+        return self._connect()
+
+    def _connect(self) -> psycopg.Connection:
         return psycopg.connect(self.conninfo, autocommit=True, connect_timeout=5)
 
     def _give_back(self, connection: psycopg.Connection) -> None:
