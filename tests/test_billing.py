@@ -360,6 +360,11 @@ def test_a_read_only_workspace_reads_exports_pays_and_keeps_capturing_leads(
     assert answer.status_code == 201
     assert db.session.get(Lead, answer.json["id"]).flagged is True
     assert client.post("/logout").status_code == 302
+    # Paid again: the very next lead is not flagged (nothing remembers the lapse).
+    subscribed(tenant, billing, status="active")
+    paid = client.post(f"/in/{source.intake_token}", json={"email": "paid@example.org"})
+    assert paid.status_code == 201
+    assert db.session.get(Lead, paid.json["id"]).flagged is False
 
 
 def test_seats_follow_the_team(client, make, login, billing, run_jobs):

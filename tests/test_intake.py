@@ -282,6 +282,55 @@ def test_a_source_over_its_rate_limit_gets_429_with_retry_after_and_the_post_is_
     assert [i.reason for i in _inbox(source)][-2:] == ["rate_limited", "rate_limited"]
 
 
+def test_leased_rate_limits_are_never_exceeded(client, make, monkeypatch):
+    """A busy source's count is leased a few posts at a time; never past the limit."""
+    tenant, _ = make.workspace_with_owner()
+    source = sources.create_source(tenant, "Busy", "ad", rate_limit_per_minute=5)
+    monkeypatch.setattr(intake_services, "LEASE_SHARE", 2)  # leases of 5 // 2 = 2 posts
+    monkeypatch.setattr(intake_services, "_leases", intake_services._Leases())
+    codes = [_post(client, source, {"email": f"l{i}@example.com"}).status_code for i in range(3)]
+    # 4 posts are counted now (two leases), 1 of them leased here and not spent. Another
+    # worker process (its own leases) asks for a lease of 2: 6 would pass the limit, so
+    # it is refused, and the lease left here is still spent.
+    here = intake_services._leases
+    monkeypatch.setattr(intake_services, "_leases", intake_services._Leases())
+    codes.append(_post(client, source, {"email": "other@example.com"}).status_code)
+    monkeypatch.setattr(intake_services, "_leases", here)
+    codes.append(_post(client, source, {"email": "spent@example.com"}).status_code)
+    codes.append(_post(client, source, {"email": "late@example.com"}).status_code)
+    assert codes == [201, 201, 201, 429, 201, 429]
+    assert _count(Lead, Lead.source_id == source.id) == 4  # at most 5: never over
+    rejected = [i for i in _inbox(source) if i.status == InboxStatus.REJECTED]
+    assert [i.reason for i in rejected] == ["rate_limited", "rate_limited"]
+
+
+def test_a_rejected_post_is_counted_once_against_the_rate_limit(client, make):
+    tenant, _ = make.workspace_with_owner()
+    source = sources.create_source(tenant, "Strict", "ad", rate_limit_per_minute=2)
+    assert _post(client, source, {"name": "no way to reach"}).status_code == 422
+    assert _post(client, source, {"email": "ok@example.com"}).status_code == 201
+    assert _post(client, source, {"email": "late@example.com"}).status_code == 429
+
+
+def test_a_changed_source_is_seen_at_once_by_the_next_post(client, shop):
+    """Whatever caches a source between posts must not outlive a change to it."""
+    _, _, source = shop
+    first = _post(client, source, {"email": "one@example.com"})
+    assert first.status_code == 201
+    sources.set_active(source, False)
+    paused = _post(client, source, {"email": "two@example.com"})
+    assert paused.status_code == 201 and db.session.get(Lead, paused.json["id"]).flagged
+    sources.set_active(source, True)
+    sources.rotate_signing_secret(source)
+    assert _post(client, source, {"email": "three@example.com"}).status_code == 401
+    sources.disable_signing(source)
+    old_token = source.intake_token
+    sources.rotate_token(source)
+    assert client.post(f"/in/{old_token}", json={"email": "four@example.com"}).status_code == 404
+    resumed = _post(client, source, {"email": "five@example.com"})
+    assert resumed.status_code == 201 and not db.session.get(Lead, resumed.json["id"]).flagged
+
+
 def test_a_paused_source_still_captures_leads_flagged(client, shop):
     _, _, source = shop
     sources.set_active(source, False)

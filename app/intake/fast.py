@@ -4,12 +4,16 @@
 served below Flask by a small WSGI layer. A post that will become a lead (a JSON or
 urlencoded body that reads and judges well, within its source's rate limit) costs:
 
-1. one ``SELECT`` for the source, its workspace and its subscription;
-2. one rate-limit hit in Redis;
-3. one autocommit statement that claims the post's keys, finds or makes the contact,
-   stamps the next lead generator, inserts the lead, its timeline line and the inbox
-   row with the raw body — all or nothing, so the answer is never 2xx for something
-   that was not stored.
+1. the source, its workspace's country and its subscription, from a few seconds' cache
+   in this process (else one ``SELECT``);
+2. the rate limit, counted in Redis (a busy source in leases, see
+   ``services.seconds_until_allowed``);
+3. one autocommit statement that first checks the cached source is still what the
+   database holds (the address not rotated, the same signing secret, the same paused
+   state and billing state: else the post is served again from a fresh lookup), then
+   claims the post's keys, finds or makes the contact, stamps the next lead generator,
+   inserts the lead, its timeline line and the inbox row with the raw body — all or
+   nothing, so the answer is never 2xx for something that was not stored.
 
 A repeat of a key is answered with the lead that key names (one more statement).
 Everything else — unknown or rotated tokens, bad signatures, bodies that do not read
@@ -23,7 +27,9 @@ import io
 import json
 import logging
 import os
+import select
 import threading
+import time
 import weakref
 from types import SimpleNamespace
 
@@ -39,8 +45,8 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/in/"
 FAST_TYPES = ("application/json", "application/x-www-form-urlencoded")
-# Set by this layer when the source is over its limit: the view records the 429 with
-# this wait instead of counting the post against the limit a second time.
+# Set by this layer once a post is counted against its source's rate limit (None: within
+# it; else the seconds to wait): the view, when handed the post, does not count it twice.
 RATE_LIMITED_KEY = "conveyor.intake.retry_after"
 
 SOURCE_SQL = """
@@ -58,18 +64,31 @@ WHERE s.intake_token = %(token)s
 # was taken (``fresh`` false) nothing else is written, and a key row that did get in
 # names a lead that was never inserted, which fails the statement as a whole.
 ACCEPT_SQL = """
-WITH ids AS MATERIALIZED (
+WITH still AS MATERIALIZED (
+    SELECT s.name
+    FROM source AS s
+    LEFT JOIN subscription AS sub ON sub.tenant_id = s.tenant_id
+    WHERE s.id = %(source)s AND s.intake_token = %(token)s
+      AND s.signing_secret IS NOT DISTINCT FROM %(signing_secret)s
+      AND s.active = %(active)s
+      AND sub.status IS NOT DISTINCT FROM %(sub_status)s
+      AND sub.trial_ends_at IS NOT DISTINCT FROM %(trial_ends_at)s
+      AND sub.stripe_subscription_id IS NOT DISTINCT FROM %(stripe_id)s
+),
+ids AS MATERIALIZED (
     SELECT nextval(pg_get_serial_sequence('lead', 'id')) AS lead_id
 ),
 claim AS (
     INSERT INTO intake_key (tenant_id, source_id, key, created_at, lead_id)
     SELECT %(tenant)s, %(source)s, k, %(now)s, (SELECT lead_id FROM ids)
     FROM unnest(%(keys)s::varchar[]) AS k
+    WHERE EXISTS (SELECT 1 FROM still)
     ON CONFLICT (tenant_id, source_id, key) DO NOTHING
     RETURNING id
 ),
 go AS MATERIALIZED (
-    SELECT (SELECT count(*) FROM claim) = %(key_count)s AS fresh
+    SELECT EXISTS (SELECT 1 FROM still) AND (SELECT count(*) FROM claim) = %(key_count)s
+        AS fresh
 ),
 found AS MATERIALIZED (
     SELECT id FROM (
@@ -137,7 +156,9 @@ new_lead AS (
 ),
 timeline AS (
     INSERT INTO lead_event (tenant_id, lead_id, kind, data, created_at)
-    SELECT tenant_id, id, %(event_kind)s, %(event_data)s::json, %(now)s FROM new_lead
+    SELECT tenant_id, id, %(event_kind)s, json_build_object('source', (SELECT name FROM still)),
+           %(now)s
+    FROM new_lead
 ),
 inbox AS (
     INSERT INTO inbox_item (
@@ -148,7 +169,7 @@ inbox AS (
            false, %(accepted)s, 201, NULL, '{}'::json, %(fields)s::json, id
     FROM new_lead
 )
-SELECT (SELECT fresh FROM go), (SELECT id FROM new_lead)
+SELECT EXISTS (SELECT 1 FROM still), (SELECT fresh FROM go), (SELECT id FROM new_lead)
 """
 
 DUPLICATE_SQL = """
@@ -167,6 +188,10 @@ SELECT %(tenant)s, %(source)s, %(now)s, %(content_type)s, %(headers)s::json, %(b
 FROM prior
 RETURNING lead_id
 """
+STALE = object()  # the cached source no longer matches the database
+SOURCE_CACHE_SECONDS = 5.0
+SOURCE_CACHE_SIZE = 1024
+
 UNAVAILABLE = (
     "503 SERVICE UNAVAILABLE",
     {"error": "temporarily unavailable, retry later"},
@@ -188,6 +213,7 @@ class FastIntake:
         # Closed when the app goes away (tests make many apps), not left to the GC.
         weakref.finalize(self, _close_all, self.idle)
         self.region_cache: dict[tuple, str] = {}
+        self.sources: dict[str, tuple[float, tuple]] = {}  # token -> (good until, row)
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -207,17 +233,11 @@ class FastIntake:
             return self.wsgi_app(environ, start_response)
         body = environ["wsgi.input"].read(int(length))
         environ["wsgi.input"] = io.BytesIO(body)  # the view reads it again when handed over
-        try:
-            connection, source = self._source(token)
-        except psycopg.Error:
-            log.warning("intake could not reach the database", exc_info=True)
-            answer = UNAVAILABLE
-        else:
-            try:
-                with self.app.app_context():
-                    answer = self._answer(connection, source, environ, body, content_type)
-            finally:
-                self._give_back(connection)
+        answer = self._serve(environ, token, body, content_type, cached=True)
+        if answer is STALE:  # the source changed since it was cached: look it up again
+            answer = self._serve(environ, token, body, content_type, cached=False)
+            if answer is STALE:  # changed again meanwhile: the view reads it all afresh
+                answer = None
         if answer is None:
             return self.wsgi_app(environ, start_response)
         status, payload, extra_headers = answer
@@ -238,18 +258,37 @@ class FastIntake:
 
     # -- the decision -------------------------------------------------------------
 
-    def _answer(self, connection, row, environ, body: bytes, content_type: str):
+    def _serve(self, environ, token: str, body: bytes, content_type: str, cached: bool):
+        source = self._cached(token) if cached else None
+        try:
+            if source is None:
+                connection, source = self._source(token)
+                self._remember(token, source)
+            else:
+                connection = self._take()
+        except psycopg.Error:
+            log.warning("intake could not reach the database", exc_info=True)
+            return UNAVAILABLE
+        try:
+            with self.app.app_context():
+                answer = self._answer(connection, source, environ, token, body, content_type)
+        finally:
+            self._give_back(connection)
+        if answer is STALE:
+            self._forget(token)
+        return answer
+
+    def _answer(self, connection, row, environ, token: str, body: bytes, content_type: str):
         """(status line, JSON payload, headers), or None to hand the post to the view."""
         if row is None:
             return None
-        (source_id, tenant_id, source_name, active, signing_secret, per_minute) = row[:6]
+        (source_id, tenant_id, _name, active, signing_secret, per_minute) = row[:6]
         currency, language, sub_status, trial_ends_at, stripe_id = row[6:]
         headers = _Headers(environ)
         if signing_secret and signing.verify(signing_secret, headers, body):
             return None
-        wait = services.seconds_until_allowed(source_id, per_minute)
+        wait = environ[RATE_LIMITED_KEY] = services.seconds_until_allowed(source_id, per_minute)
         if wait is not None:
-            environ[RATE_LIMITED_KEY] = wait
             return None
         try:
             data = intake_fields.parse_body(body, content_type)
@@ -273,6 +312,7 @@ class FastIntake:
         values = judgement.fields
         now = utcnow()
         common = {
+            "token": token,
             "tenant": tenant_id,
             "source": source_id,
             "keys": keys,
@@ -302,14 +342,20 @@ class FastIntake:
             "extra": json.dumps(values.get("extra") or {}),
             "flagged": not active or read_only,
             "event_kind": "intake",
-            "event_data": json.dumps({"source": source_name}),
+            "signing_secret": signing_secret,
+            "active": active,
+            "sub_status": sub_status,
+            "trial_ends_at": trial_ends_at,
+            "stripe_id": stripe_id,
             "accepted": InboxStatus.ACCEPTED.value,
         }
         try:
             try:
-                fresh, lead_id = connection.execute(ACCEPT_SQL, params).fetchone()
+                still, fresh, lead_id = connection.execute(ACCEPT_SQL, params).fetchone()
             except psycopg.errors.ForeignKeyViolation:
-                fresh, lead_id = False, None  # one key was new, another taken: not new
+                still, fresh, lead_id = True, False, None  # one key new, another taken
+            if not still:
+                return STALE
             if fresh:
                 return "201 CREATED", {"id": lead_id, "status": "created"}, []
             prior = connection.execute(
@@ -331,6 +377,22 @@ class FastIntake:
 
     # -- connections -------------------------------------------------------------
 
+    def _cached(self, token: str) -> tuple | None:
+        hit = self.sources.get(token)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def _remember(self, token: str, row: tuple | None) -> None:
+        if row is None:
+            return  # wrong tokens are never cached: each one costs the same lookup
+        if len(self.sources) >= SOURCE_CACHE_SIZE:
+            self.sources.clear()
+        self.sources[token] = (time.monotonic() + SOURCE_CACHE_SECONDS, row)
+
+    def _forget(self, token: str) -> None:
+        self.sources.pop(token, None)
+
     def _source(self, token: str) -> tuple[psycopg.Connection, tuple | None]:
         """A connection and the source row behind the token (None when there is none).
 
@@ -350,13 +412,24 @@ class FastIntake:
             raise
 
     def _take(self) -> psycopg.Connection:
-        """An idle connection of this process, or a new one."""
-        with self.lock:
-            if self.pid != os.getpid():  # forked (gunicorn): the parent's are not ours
-                self.idle.clear()
-                self.pid = os.getpid()
-            if self.idle:
-                return self.idle.pop()
+        """An idle connection of this process that is still open, or a new one.
+
+        An idle connection has nothing to read unless the server closed it (a restart,
+        a failover, an administrator): such a one is dropped before it is written to.
+        """
+        while True:
+            with self.lock:
+                if self.pid != os.getpid():  # forked (gunicorn): the parent's are not ours
+                    self.idle.clear()
+                    self.pid = os.getpid()
+                if not self.idle:
+                    break
+                connection = self.idle.pop()
+            poller = select.poll()  # not select(): file numbers may pass 1023
+            poller.register(connection.fileno(), select.POLLIN)
+            if not poller.poll(0):
+                return connection
+            connection.close()
         return self._connect()
 
     def _connect(self) -> psycopg.Connection:

@@ -6,6 +6,7 @@ decides the answer: nothing is answered 2xx that was not stored.
 
 import functools
 import hashlib
+import threading
 import time
 from dataclasses import dataclass
 
@@ -195,13 +196,49 @@ def idempotency_keys(headers, data: dict) -> list[str]:
     return keys
 
 
+# A source's posts are counted in Redis, shared by every worker. A busy source with a
+# high limit takes its count in leases: one Redis call claims a few posts at once
+# (a 6,000th of the minute's limit, so a limit under 12,000 a minute leases one post:
+# exact), and this process spends them for at most a second. Posts leased and not
+# spent stay counted, and so does a lease refused at the end of a minute: the limit is
+# never exceeded, only reached up to a few leases early.
+LEASE_SHARE = 6000
+LEASE_SECONDS = 1.0
+
+
+class _Leases:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.by_source: dict[int, list] = {}  # source id -> [good until (monotonic), posts left]
+
+    def spend(self, source_id: int) -> bool:
+        with self.lock:
+            lease = self.by_source.get(source_id)
+            if lease and lease[1] > 0 and lease[0] > time.monotonic():
+                lease[1] -= 1
+                return True
+        return False
+
+    def keep(self, source_id: int, posts: int) -> None:
+        with self.lock:
+            self.by_source[source_id] = [time.monotonic() + LEASE_SECONDS, posts]
+
+
+_leases = _Leases()
+
+
 def seconds_until_allowed(source_id: int, per_minute: int) -> int | None:
     """None while the source is within its per-minute limit; else seconds to wait."""
     if not current_app.config["RATELIMIT_ENABLED"]:
         return None
+    if _leases.spend(source_id):
+        return None
     limit = _per_minute(per_minute)
+    lease = max(1, per_minute // LEASE_SHARE)
     try:
-        if limiter.limiter.hit(limit, "intake", str(source_id)):
+        if limiter.limiter.hit(limit, "intake", str(source_id), cost=lease):
+            if lease > 1:
+                _leases.keep(source_id, lease - 1)
             return None
         reset_at, _ = limiter.limiter.get_window_stats(limit, "intake", str(source_id))
     except Exception:  # noqa: BLE001 - Redis down: a lead matters more than a rate limit

@@ -23,6 +23,7 @@ class InboxItem(TenantScoped, Base):
     __table_args__ = (
         sa.Index("ix_inbox_item_tenant_status_received", "tenant_id", "status", "received_at"),
     )
+    tenant_id_index = False  # the index above leads with it
 
     id: Mapped[int] = mapped_column(primary_key=True)
     source_id: Mapped[int] = mapped_column(
@@ -50,6 +51,7 @@ class IntakeKey(TenantScoped, Base):
 
     __tablename__ = "intake_key"
     __table_args__ = (sa.UniqueConstraint("tenant_id", "source_id", "key"),)
+    tenant_id_index = False  # the unique key leads with it
 
     id: Mapped[int] = mapped_column(primary_key=True)
     source_id: Mapped[int] = mapped_column(sa.ForeignKey("source.id", ondelete="CASCADE"))

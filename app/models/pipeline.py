@@ -90,6 +90,7 @@ class Lead(TenantScoped, TimestampMixin, Base):
         sa.Index("ix_lead_tenant_next_touch", "tenant_id", "next_touch_on"),
         sa.Index("ix_lead_tenant_created", "tenant_id", "created_at"),
     )
+    tenant_id_index = False  # the four indexes above lead with it
 
     id: Mapped[int] = mapped_column(primary_key=True)
     contact_id: Mapped[int] = mapped_column(sa.ForeignKey("contact.id", ondelete="CASCADE"))
