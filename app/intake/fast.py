@@ -199,6 +199,17 @@ UNAVAILABLE = (
 )
 
 
+def _compact(sql: str) -> str:
+    """The statement on one line: psycopg parses the placeholders of a statement once and
+    keeps the result only for statements up to 4,096 bytes (else again on every post)."""
+    compact = " ".join(sql.split())
+    assert len(compact.encode()) <= 4096, "the statement no longer fits psycopg's cache"
+    return compact
+
+
+SOURCE_SQL, ACCEPT_SQL, DUPLICATE_SQL = map(_compact, (SOURCE_SQL, ACCEPT_SQL, DUPLICATE_SQL))
+
+
 class FastIntake:
     """WSGI layer in front of the Flask app for ``POST /in/<token>`` on PostgreSQL."""
 
