@@ -7,6 +7,7 @@ Start as many as you like against one Redis and one database.
 """
 
 import argparse
+import gc
 import os
 import signal
 import threading
@@ -54,6 +55,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     app = create_app()
+    # As in wsgi.py: what is loaded by now lives as long as the process (and each job's
+    # forked child), so the collector's full passes need not walk it. A 100,000-row
+    # import spent 1.3 s of its 27 s in full collections without this, 0.05 s with it.
+    gc.freeze()
     stop = threading.Event()
     if not args.burst and not args.no_ticks:
         threading.Thread(target=enqueue_ticks, args=(app, stop), daemon=True).start()

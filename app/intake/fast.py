@@ -58,6 +58,16 @@ LEFT JOIN subscription AS sub ON sub.tenant_id = s.tenant_id
 WHERE s.intake_token = %(token)s
 """
 
+# The inbox row of a post that became a lead or repeated one (its lead id follows).
+INBOX_ROW = """
+INSERT INTO inbox_item (
+    tenant_id, source_id, received_at, content_type, headers, body, body_truncated,
+    status, http_status, reason, errors, fields, lead_id
+)
+SELECT %(tenant)s, %(source)s, %(now)s, %(content_type)s, %(headers)s::json, %(body)s,
+       false, %(inbox_status)s, %(inbox_http)s, NULL, '{}'::json, %(fields)s::json
+"""
+
 # Mirrors services.create_lead / _claim_keys / next_assignee / find_or_create_contact.
 # The sub-statements of one statement cannot see each other's rows, so the lead's id
 # is taken from its sequence first and the keys name it from the start; when a key
@@ -161,13 +171,7 @@ timeline AS (
     FROM new_lead
 ),
 inbox AS (
-    INSERT INTO inbox_item (
-        tenant_id, source_id, received_at, content_type, headers, body, body_truncated,
-        status, http_status, reason, errors, fields, lead_id
-    )
-    SELECT %(tenant)s, %(source)s, %(now)s, %(content_type)s, %(headers)s::json, %(body)s,
-           false, %(accepted)s, 201, NULL, '{}'::json, %(fields)s::json, id
-    FROM new_lead
+    {INBOX_ROW}, id FROM new_lead
 )
 SELECT EXISTS (SELECT 1 FROM still), (SELECT fresh FROM go), (SELECT id FROM new_lead)
 """
@@ -179,15 +183,10 @@ WITH prior AS MATERIALIZED (
       AND lead_id IS NOT NULL
     LIMIT 1
 )
-INSERT INTO inbox_item (
-    tenant_id, source_id, received_at, content_type, headers, body, body_truncated,
-    status, http_status, reason, errors, fields, lead_id
-)
-SELECT %(tenant)s, %(source)s, %(now)s, %(content_type)s, %(headers)s::json, %(body)s,
-       false, %(duplicate)s, 200, NULL, '{}'::json, %(fields)s::json, lead_id
-FROM prior
+{INBOX_ROW}, lead_id FROM prior
 RETURNING lead_id
 """
+
 STALE = object()  # the cached source no longer matches the database
 SOURCE_CACHE_SECONDS = 5.0
 SOURCE_CACHE_SIZE = 1024
@@ -207,7 +206,10 @@ def _compact(sql: str) -> str:
     return compact
 
 
-SOURCE_SQL, ACCEPT_SQL, DUPLICATE_SQL = map(_compact, (SOURCE_SQL, ACCEPT_SQL, DUPLICATE_SQL))
+SOURCE_SQL, ACCEPT_SQL, DUPLICATE_SQL = (
+    _compact(sql.replace("{INBOX_ROW}", INBOX_ROW))
+    for sql in (SOURCE_SQL, ACCEPT_SQL, DUPLICATE_SQL)
+)
 
 
 class FastIntake:
@@ -358,7 +360,8 @@ class FastIntake:
             "sub_status": sub_status,
             "trial_ends_at": trial_ends_at,
             "stripe_id": stripe_id,
-            "accepted": InboxStatus.ACCEPTED.value,
+            "inbox_status": InboxStatus.ACCEPTED.value,
+            "inbox_http": 201,
         }
         try:
             try:
@@ -370,7 +373,8 @@ class FastIntake:
             if fresh:
                 return "201 CREATED", {"id": lead_id, "status": "created"}, []
             prior = connection.execute(
-                DUPLICATE_SQL, {**common, "duplicate": InboxStatus.DUPLICATE.value}
+                DUPLICATE_SQL,
+                {**common, "inbox_status": InboxStatus.DUPLICATE.value, "inbox_http": 200},
             ).fetchone()
         except psycopg.Error:
             return self._unavailable(connection)
