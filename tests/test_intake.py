@@ -5,6 +5,7 @@ import os
 import threading
 import time
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
@@ -331,6 +332,29 @@ def test_a_changed_source_is_seen_at_once_by_the_next_post(client, shop):
     assert resumed.status_code == 201 and not db.session.get(Lead, resumed.json["id"]).flagged
 
 
+def test_a_post_served_again_after_a_source_change_is_counted_once(client, make):
+    tenant, _ = make.workspace_with_owner()
+    source = sources.create_source(tenant, "Two a minute", "ad", rate_limit_per_minute=2)
+    assert _post(client, source, {"email": "one@example.com"}).status_code == 201
+    sources.set_active(source, False)
+    again = _post(client, source, {"email": "two@example.com"})
+    assert again.status_code == 201 and db.session.get(Lead, again.json["id"]).flagged
+    assert _post(client, source, {"email": "three@example.com"}).status_code == 429
+
+
+def test_text_that_cannot_be_stored_is_kept_readable(client, shop):
+    """A lone surrogate (JSON can escape one) and NUL: the lead is stored all the same."""
+    _, _, source = shop
+    body = b'{"email": "s@example.com", "message": "a\\ud800b\\u0000c", "external_id": "x\\udfff"}'
+    first = _post(client, source, data=body, content_type="application/json")
+    assert first.status_code == 201
+    lead = db.session.get(Lead, first.json["id"])
+    assert (lead.message, lead.external_id) == ("a?bc", "x?")
+    again = _post(client, source, data=body, content_type="application/json")
+    assert again.json == {"id": lead.id, "status": "duplicate"}
+    assert _inbox(source)[0].body == body  # the raw post as it came
+
+
 def test_a_paused_source_still_captures_leads_flagged(client, shop):
     _, _, source = shop
     sources.set_active(source, False)
@@ -549,3 +573,30 @@ def lead_events(lead):
     return db.session.scalars(
         sa.select(LeadEvent).where(LeadEvent.lead_id == lead.id).execution_options(**ALL)
     ).all()
+
+
+@pytest.mark.skipif(not POSTGRESQL, reason="the one-statement path serves PostgreSQL only")
+def test_a_lead_generator_busy_with_another_post_is_skipped_not_waited_for(app, client, make):
+    tenant, _ = make.workspace_with_owner()
+    first = make.member(tenant, Role.LEAD_GENERATOR)
+    second = make.member(tenant, Role.LEAD_GENERATOR)
+    source = sources.create_source(tenant, "Site", "site_form")
+    held = make.membership_of(tenant, first)
+    address = f"/in/{source.intake_token}"
+    url = sa.make_url(app.config["SQLALCHEMY_DATABASE_URI"]).set(drivername="postgresql")
+    answers = []
+    with psycopg.connect(url.render_as_string(hide_password=False)) as other:
+        # Another post's transaction holds the first generator's row (as while it routes).
+        other.execute("SELECT id FROM membership WHERE id = %s FOR UPDATE", (held.id,))
+        poster = threading.Thread(
+            target=lambda: answers.append(
+                app.test_client().post(address, json={"email": "q@example.com"})
+            )
+        )
+        poster.start()
+        poster.join(10)
+        waited = poster.is_alive()
+        other.rollback()
+    poster.join(10)
+    assert not waited, "the post waited for the busy generator's row"
+    assert db.session.get(Lead, answers[0].json["id"]).owner_id == second.id

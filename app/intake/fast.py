@@ -73,6 +73,8 @@ SELECT %(tenant)s, %(source)s, %(now)s, %(content_type)s, %(headers)s::json, %(b
 # is taken from its sequence first and the keys name it from the start; when a key
 # was taken (``fresh`` false) nothing else is written, and a key row that did get in
 # names a lead that was never inserted, which fails the statement as a whole.
+# A known contact is only written when the post fills a gap in it, and before the lead
+# generator's row is locked (``free_pick`` reads ``patched``), in the ORM path's order.
 ACCEPT_SQL = """
 WITH still AS MATERIALIZED (
     SELECT s.name
@@ -105,7 +107,7 @@ found AS MATERIALIZED (
         SELECT id FROM contact WHERE tenant_id = %(tenant)s AND email = %(email)s
         UNION ALL
         SELECT id FROM contact WHERE tenant_id = %(tenant)s AND phone = %(phone)s
-    ) AS same_person
+    ) AS person
     WHERE (SELECT fresh FROM go)
     ORDER BY id LIMIT 1
 ),
@@ -115,6 +117,9 @@ patched AS (
         phone = coalesce(nullif(phone, ''), %(phone)s),
         company = coalesce(nullif(company, ''), %(company)s)
     WHERE id = (SELECT id FROM found)
+      AND ((nullif(email, '') IS NULL AND %(email)s::text IS NOT NULL)
+           OR (nullif(phone, '') IS NULL AND %(phone)s::text IS NOT NULL)
+           OR (nullif(company, '') IS NULL AND %(company)s::text IS NOT NULL))
     RETURNING id
 ),
 made AS (
@@ -123,21 +128,29 @@ made AS (
     WHERE (SELECT fresh FROM go) AND NOT EXISTS (SELECT 1 FROM found)
     RETURNING id
 ),
-generators AS (
+free_pick AS MATERIALIZED (
     SELECT id FROM membership
     WHERE tenant_id = %(tenant)s AND role = %(generator)s AND active
-    ORDER BY last_assigned_at ASC NULLS FIRST, id
-),
-free_generator AS (
-    UPDATE membership SET last_assigned_at = %(now)s
-    WHERE id = (SELECT id FROM generators LIMIT 1 FOR UPDATE SKIP LOCKED)
       AND (SELECT fresh FROM go)
+      AND (SELECT count(*) FROM patched) >= 0
+    ORDER BY last_assigned_at ASC NULLS FIRST, id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+),
+free_gen AS (
+    UPDATE membership SET last_assigned_at = %(now)s
+    WHERE id = (SELECT id FROM free_pick)
     RETURNING user_id
 ),
-busy_generator AS (
+busy_gen AS (
     UPDATE membership SET last_assigned_at = %(now)s
-    WHERE id = (SELECT id FROM generators LIMIT 1)
-      AND (SELECT fresh FROM go) AND NOT EXISTS (SELECT 1 FROM free_generator)
+    WHERE id = (
+        SELECT id FROM membership
+        WHERE tenant_id = %(tenant)s AND role = %(generator)s AND active
+        ORDER BY last_assigned_at ASC NULLS FIRST, id
+        LIMIT 1
+    )
+      AND (SELECT fresh FROM go) AND NOT EXISTS (SELECT 1 FROM free_gen)
     RETURNING user_id
 ),
 new_lead AS (
@@ -153,8 +166,8 @@ new_lead AS (
          WHERE tenant_id = %(tenant)s AND phase = %(phase)s AND NOT is_won AND NOT is_lost
          ORDER BY position LIMIT 1),
         coalesce(
-            (SELECT user_id FROM free_generator),
-            (SELECT user_id FROM busy_generator),
+            (SELECT user_id FROM free_gen),
+            (SELECT user_id FROM busy_gen),
             (SELECT user_id FROM membership
              WHERE tenant_id = %(tenant)s AND role = %(owner)s AND active
              ORDER BY id LIMIT 1)
@@ -202,7 +215,8 @@ def _compact(sql: str) -> str:
     """The statement on one line: psycopg parses the placeholders of a statement once and
     keeps the result only for statements up to 4,096 bytes (else again on every post)."""
     compact = " ".join(sql.split())
-    assert len(compact.encode()) <= 4096, "the statement no longer fits psycopg's cache"
+    if len(compact.encode()) > 4096:
+        raise AssertionError(f"{len(compact.encode())} bytes: over psycopg's cache limit")
     return compact
 
 
@@ -300,7 +314,11 @@ class FastIntake:
         headers = _Headers(environ)
         if signing_secret and signing.verify(signing_secret, headers, body):
             return None
-        wait = environ[RATE_LIMITED_KEY] = services.seconds_until_allowed(source_id, per_minute)
+        if RATE_LIMITED_KEY in environ:  # served again after a stale source: counted once
+            wait = environ[RATE_LIMITED_KEY]
+        else:
+            wait = services.seconds_until_allowed(source_id, per_minute)
+            environ[RATE_LIMITED_KEY] = wait
         if wait is not None:
             return None
         try:

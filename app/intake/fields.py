@@ -101,8 +101,15 @@ def _first_values(multi: MultiDict) -> dict:
 
 
 def _clean(text: str) -> str:
-    """NUL cannot be stored in a text column (PostgreSQL refuses it); the raw body keeps it."""
-    return text.replace("\x00", "")
+    """What a text column can store; the raw body keeps the original.
+
+    PostgreSQL refuses NUL, and a lone surrogate (JSON may escape one: ``"\\ud800"``)
+    cannot be encoded at all: it becomes "?".
+    """
+    text = text.replace("\x00", "")
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _as_text(value) -> str:

@@ -199,9 +199,9 @@ def idempotency_keys(headers, data: dict) -> list[str]:
 # A source's posts are counted in Redis, shared by every worker. A busy source with a
 # high limit takes its count in leases: one Redis call claims a few posts at once
 # (a 6,000th of the minute's limit, so a limit under 12,000 a minute leases one post:
-# exact), and this process spends them for at most a second. Posts leased and not
-# spent stay counted, and so does a lease refused at the end of a minute: the limit is
-# never exceeded, only reached up to a few leases early.
+# exact), and this process spends them for at most a second and never after the
+# minute's window ends. Posts leased and not spent stay counted, and so does a lease
+# refused at the end of a window: the limit is never exceeded, only reached early.
 LEASE_SHARE = 6000
 LEASE_SECONDS = 1.0
 
@@ -219,9 +219,9 @@ class _Leases:
                 return True
         return False
 
-    def keep(self, source_id: int, posts: int) -> None:
+    def keep(self, source_id: int, posts: int, seconds: float) -> None:
         with self.lock:
-            self.by_source[source_id] = [time.monotonic() + LEASE_SECONDS, posts]
+            self.by_source[source_id] = [time.monotonic() + seconds, posts]
 
 
 _leases = _Leases()
@@ -238,7 +238,8 @@ def seconds_until_allowed(source_id: int, per_minute: int) -> int | None:
     try:
         if limiter.limiter.hit(limit, "intake", str(source_id), cost=lease):
             if lease > 1:
-                _leases.keep(source_id, lease - 1)
+                window_ends, _ = limiter.limiter.get_window_stats(limit, "intake", str(source_id))
+                _leases.keep(source_id, lease - 1, min(LEASE_SECONDS, window_ends - time.time()))
             return None
         reset_at, _ = limiter.limiter.get_window_stats(limit, "intake", str(source_id))
     except Exception:  # noqa: BLE001 - Redis down: a lead matters more than a rate limit
