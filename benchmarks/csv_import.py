@@ -36,9 +36,9 @@ Run from the repository root with the project's virtualenv:
 instead of the working tree. ``--profile PATH`` runs the import job under cProfile
 (slower: the headline figures are then not comparable) and writes the stats to PATH.
 ``--dump DIR`` writes what each import stored, without the timestamps set at write time,
-as CSV files: two versions of the app can then be compared with ``cmp``. What-ifs that
-are not the product's settings: ``--gc-freeze`` (``gc.freeze()`` before the job, as
-``wsgi.py`` does for the web app) and ``--batch-size N``.
+as CSV files: two versions of the app can then be compared with ``cmp``. The job runs
+after ``gc.freeze()``, as ``worker.py`` runs every job (``--no-gc-freeze``: without, as
+the worker did before). A what-if that is not the product's setting: ``--batch-size N``.
 Redis: the job is queued on a queue of its own (``bench-csv-<pid>``) in
 ``--redis-url`` (default db 12), whose keys are deleted at the end; nothing is flushed.
 
@@ -511,7 +511,7 @@ def run_import(
     profiler = cProfile.Profile() if profile else None
     if freeze:
         gc.collect()
-        gc.freeze()  # what-if: as wsgi.py does for the web app after create_app()
+        gc.freeze()  # as worker.py does before its first job
     have_hwm = peak_rss_reset()
     rss_before = _seed.current_rss_mb()
     gc_watch = _seed.GcWatch()
@@ -823,8 +823,9 @@ def main() -> int:
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument(
         "--gc-freeze",
-        action="store_true",
-        help="what-if: gc.freeze() before the job, as wsgi.py does for the web app",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="gc.freeze() before the job, as worker.py does (default: on)",
     )
     parser.add_argument(
         "--dump", type=Path, help="write what was stored (no timestamps) as CSV files here"
