@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from app.billing.access import Access, access_for
 from app.intake import fields as intake_fields
 from app.intake import services, signing
-from app.models import InboxStatus, Role, utcnow
+from app.models import EventKind, InboxStatus, Phase, Role, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -363,7 +363,7 @@ class FastIntake:
             "contact_name": values.get("name") or judgement.email or judgement.phone or "?",
             "generator": Role.LEAD_GENERATOR.value,
             "owner": Role.OWNER.value,
-            "phase": "generation",
+            "phase": Phase.GENERATION.value,
             "title": title[:200],
             "message": values.get("message") or None,
             "budget": values.get("budget") or None,
@@ -372,7 +372,7 @@ class FastIntake:
             "utm": json.dumps({k: values[k] for k in intake_fields.UTM_FIELDS if values.get(k)}),
             "extra": json.dumps(values.get("extra") or {}),
             "flagged": not active or read_only,
-            "event_kind": "intake",
+            "event_kind": EventKind.INTAKE.value,
             "signing_secret": signing_secret,
             "active": active,
             "sub_status": sub_status,

@@ -117,7 +117,7 @@ def raw_item(source: Source, body: bytes, content_type: str, headers, truncated:
 def reject(
     item: InboxItem, http_status: int, reason: str, message: str, errors=None
 ) -> IntakeResult:
-    errors = {name: str(message) for name, message in (errors or {}).items()}
+    errors = {name: str(text) for name, text in (errors or {}).items()}
     item.status = InboxStatus.REJECTED
     item.reason = reason
     item.errors = errors
