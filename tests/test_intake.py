@@ -393,7 +393,8 @@ def test_the_fast_path_answers_503_when_postgresql_goes_away(app, client, shop, 
     killed = [connection.info.backend_pid for connection in fast_path.idle]
     assert killed
     for pid in killed:
-        db.session.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        # With a timeout, pg_terminate_backend waits until the backend has gone.
+        db.session.execute(sa.text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
     db.session.commit()
     assert _post(client, source, {"email": "next@example.com"}).status_code == 201
     assert {c.info.backend_pid for c in fast_path.idle} - set(killed)  # served on a new one
