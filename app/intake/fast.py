@@ -397,7 +397,7 @@ class FastIntake:
         except psycopg.Error:
             return self._unavailable(connection)
         if prior is None:  # taken by a post whose lead is gone: let the sender retry
-            return self._unavailable(connection, log_error=False)
+            return UNAVAILABLE
         return "200 OK", {"id": prior[0], "status": "duplicate"}, []
 
     def _region(self, currency: str, language: str) -> str:
@@ -479,9 +479,8 @@ class FastIntake:
         with self.lock:
             _close_all(self.idle)
 
-    def _unavailable(self, connection, log_error: bool = True):
-        if log_error:
-            log.warning("intake could not store a post", exc_info=True)
+    def _unavailable(self, connection):
+        log.warning("intake could not store a post", exc_info=True)
         connection.close()  # a fresh one next time: this one may be broken
         return UNAVAILABLE
 
