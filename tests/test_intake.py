@@ -13,7 +13,16 @@ from sqlalchemy.exc import OperationalError
 from app.extensions import db
 from app.intake import fast, signing
 from app.intake import services as intake_services
-from app.models import Contact, InboxItem, InboxStatus, IntakeKey, Lead, Role, Stage
+from app.models import (
+    Contact,
+    InboxItem,
+    InboxStatus,
+    IntakeKey,
+    Lead,
+    LeadEvent,
+    Role,
+    Stage,
+)
 from app.sources import services as sources
 from app.workspace import services as workspace
 
@@ -570,8 +579,6 @@ def test_the_fast_path_stores_what_the_orm_path_stores(client, make):
 
 
 def lead_events(lead):
-    from app.models import LeadEvent
-
     return db.session.scalars(
         sa.select(LeadEvent).where(LeadEvent.lead_id == lead.id).execution_options(**ALL)
     ).all()

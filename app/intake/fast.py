@@ -37,6 +37,7 @@ import psycopg
 import sqlalchemy as sa
 
 from app.billing.access import Access, access_for
+from app.billing.stripe_client import billing_enabled
 from app.intake import fields as intake_fields
 from app.intake import services, signing
 from app.models import EventKind, InboxStatus, Phase, Role, utcnow
@@ -50,7 +51,7 @@ FAST_TYPES = ("application/json", "application/x-www-form-urlencoded")
 RATE_LIMITED_KEY = "conveyor.intake.retry_after"
 
 SOURCE_SQL = """
-SELECT s.id, s.tenant_id, s.name, s.active, s.signing_secret, s.rate_limit_per_minute,
+SELECT s.id, s.tenant_id, s.active, s.signing_secret, s.rate_limit_per_minute,
        t.currency, t.language, sub.status, sub.trial_ends_at, sub.stripe_subscription_id
 FROM source AS s
 JOIN tenant AS t ON t.id = s.tenant_id
@@ -239,7 +240,6 @@ class FastIntake:
         self.pid = os.getpid()
         # Closed when the app goes away (tests make many apps), not left to the GC.
         weakref.finalize(self, _close_all, self.idle)
-        self.region_cache: dict[tuple, str] = {}
         self.sources: dict[str, tuple[float, tuple]] = {}  # token -> (good until, row)
 
     def __call__(self, environ, start_response):
@@ -309,8 +309,8 @@ class FastIntake:
         """(status line, JSON payload, headers), or None to hand the post to the view."""
         if row is None:
             return None
-        (source_id, tenant_id, _name, active, signing_secret, per_minute) = row[:6]
-        currency, language, sub_status, trial_ends_at, stripe_id = row[6:]
+        (source_id, tenant_id, active, signing_secret, per_minute) = row[:5]
+        currency, language, sub_status, trial_ends_at, stripe_id = row[5:]
         headers = _Headers(environ)
         if signing_secret and signing.verify(signing_secret, headers, body):
             return None
@@ -327,7 +327,7 @@ class FastIntake:
             return None
         if "_form" in data:
             return None
-        judgement = intake_fields.judge(data, self._region(currency, language))
+        judgement = intake_fields.judge(data, services.region_for(currency, language))
         if not judgement.ok:
             return None
         subscription = None
@@ -335,10 +335,7 @@ class FastIntake:
             subscription = SimpleNamespace(
                 status=sub_status, trial_ends_at=trial_ends_at, stripe_subscription_id=stripe_id
             )
-        read_only = (
-            bool(self.app.config.get("STRIPE_SECRET_KEY"))
-            and access_for(subscription) == Access.READ_ONLY
-        )
+        read_only = billing_enabled() and access_for(subscription) == Access.READ_ONLY
         keys = services.idempotency_keys(headers, data)
         values = judgement.fields
         now = utcnow()
@@ -399,14 +396,6 @@ class FastIntake:
         if prior is None:  # taken by a post whose lead is gone: let the sender retry
             return UNAVAILABLE
         return "200 OK", {"id": prior[0], "status": "duplicate"}, []
-
-    def _region(self, currency: str, language: str) -> str:
-        key = (currency, language)
-        region = self.region_cache.get(key)
-        if region is None:
-            region = services.phone_region(SimpleNamespace(currency=currency, language=language))
-            self.region_cache[key] = region
-        return region
 
     # -- connections -------------------------------------------------------------
 

@@ -278,7 +278,11 @@ def _looks_like_a_bot(data: dict) -> bool:
 
 def phone_region(tenant: Tenant) -> str:
     """Where phone numbers written without a country code are read."""
-    return REGION_BY_CURRENCY.get(tenant.currency) or REGION_BY_LANGUAGE.get(tenant.language, "US")
+    return region_for(tenant.currency, tenant.language)
+
+
+def region_for(currency: str, language: str) -> str:
+    return REGION_BY_CURRENCY.get(currency) or REGION_BY_LANGUAGE.get(language, "US")
 
 
 def _accept(source: Source, item: InboxItem, data: dict, keys: list[str]) -> IntakeResult:
