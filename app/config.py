@@ -2,6 +2,8 @@
 
 Development runs on embedded defaults (SQLite in ``instance/``, an embedded Redis
 started by ``dev.py``); anywhere else a missing ``SECRET_KEY`` stops the start.
+Development is only ever asked for (``CONVEYOR_ENV=development``, which ``dev.py run``
+sets): a server started any other way runs by production rules.
 """
 
 import os
@@ -40,7 +42,7 @@ def _stripe_settings(strict: bool) -> dict:
 
 def load_config(instance_path: str, overrides: dict | None = None) -> dict:
     """Build the config mapping from the environment, then apply ``overrides``."""
-    env = os.environ.get("CONVEYOR_ENV", "development")
+    env = os.environ.get("CONVEYOR_ENV", "production")
     overrides = overrides or {}
     testing = bool(overrides.get("TESTING"))
     development = env == "development"

@@ -1,7 +1,11 @@
 """Headers, cookies, CSRF and configuration that keep a workspace safe."""
 
+from email.message import EmailMessage
+from pathlib import Path
+
 import pytest
 
+from app import create_app
 from app.config import ConfigError, load_config
 
 
@@ -58,6 +62,7 @@ def test_mail_server_in_development_means_real_smtp(monkeypatch, tmp_path):
 
 
 def test_postgres_urls_use_psycopg_3(monkeypatch, tmp_path):
+    monkeypatch.setenv("SECRET_KEY", "s" * 40)
     monkeypatch.setenv("DATABASE_URL", "postgresql://u@db/conveyor")
     assert load_config(str(tmp_path))["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")
 
@@ -127,3 +132,45 @@ def test_behind_a_trusted_proxy_limits_count_the_visitors_address(app, client, m
     page = client.get("/login", headers={"X-Forwarded-Proto": "https"})
     assert page.headers["Strict-Transport-Security"] == "max-age=31536000"
     assert "Strict-Transport-Security" not in client.get("/login").headers  # plain HTTP
+
+
+def test_a_server_started_without_conveyor_env_is_production(monkeypatch, tmp_path):
+    """gunicorn, `flask run` or a container with nothing set: no forgeable secret."""
+    monkeypatch.delenv("CONVEYOR_ENV", raising=False)
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(ConfigError):
+        create_app()
+    monkeypatch.setenv("SECRET_KEY", "s" * 40)
+    config = load_config(str(tmp_path))
+    assert config["ENV_NAME"] == "production" and not config["DEV_OUTBOX_ROUTE"]
+    assert config["SESSION_COOKIE_SECURE"] and config["MAIL_TRANSPORT"] == "smtp"
+
+
+def test_development_is_only_what_was_asked_for(monkeypatch, tmp_path):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.setenv("CONVEYOR_ENV", "development")
+    assert load_config(str(tmp_path))["DEV_OUTBOX_ROUTE"]
+    assert 'env.setdefault("CONVEYOR_ENV", "development")' in Path("dev.py").read_text()
+
+
+@pytest.fixture
+def dev_outbox(app, monkeypatch, tmp_path):
+    """The development outbox switched on, holding one reset link."""
+    message = EmailMessage()
+    message["To"], message["Subject"] = "victim@example.com", "Reset your password"
+    message.set_content("http://conveyor.test/password/reset/secret-token")
+    (tmp_path / "1.eml").write_bytes(message.as_bytes())
+    monkeypatch.setitem(app.config, "DEV_OUTBOX_ROUTE", True)
+    monkeypatch.setitem(app.config, "MAIL_TRANSPORT", "outbox")
+    monkeypatch.setitem(app.config, "MAIL_OUTBOX_DIR", str(tmp_path))
+
+
+def test_the_dev_outbox_needs_a_signed_in_user_on_the_same_machine(client, make, login, dev_outbox):
+    anonymous = client.get("/dev/outbox")
+    assert anonymous.status_code == 302 and "/login" in anonymous.headers["Location"]
+    _, owner = make.workspace_with_owner()
+    login(owner.email)
+    local = client.get("/dev/outbox", environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    assert local.status_code == 200 and "secret-token" in local.text
+    remote = client.get("/dev/outbox", environ_base={"REMOTE_ADDR": "203.0.113.7"})
+    assert remote.status_code == 404 and "secret-token" not in remote.text

@@ -5,10 +5,10 @@ from datetime import datetime
 from email import message_from_binary_file, policy
 from zoneinfo import ZoneInfo
 
-from flask import abort, current_app, g, jsonify, render_template
+from flask import abort, current_app, g, jsonify, render_template, request
 from flask_login import current_user
 
-from app.extensions import limiter
+from app.extensions import limiter, login_manager
 from app.htmx import render
 from app.main import bp, services
 from app.main.compliance import cadence_compliance
@@ -64,12 +64,22 @@ def _outbox_messages() -> list[dict]:
     return messages
 
 
+LOOPBACK_ADDRESSES = {"127.0.0.1", "::1"}
+
+
 @bp.route("/dev/outbox")
 def dev_outbox():
-    """Mail the development server 'sent' (only when mail is kept locally)."""
+    """Mail the development server 'sent' (only when mail is kept locally).
+
+    It holds every workspace's reset and invitation links, so it answers only a
+    signed-in person browsing from the machine the development server runs on.
+    """
     if (
         not current_app.config["DEV_OUTBOX_ROUTE"]
         or current_app.config["MAIL_TRANSPORT"] != "outbox"
+        or request.remote_addr not in LOOPBACK_ADDRESSES
     ):
         abort(404)
+    if not current_user.is_authenticated:
+        return login_manager.unauthorized()
     return render_template("main/outbox.html", messages=_outbox_messages())
