@@ -7,6 +7,7 @@ where ``/dev/outbox`` shows it.
 """
 
 import os
+import re
 import smtplib
 import time
 from email import policy
@@ -19,6 +20,20 @@ from flask_babel import force_locale
 # Long lines are allowed up to RFC 5322's hard limit: folding a long non-ASCII
 # subject with Python's default policy loses the space at the fold.
 MAIL_POLICY = policy.SMTP.clone(max_line_length=998)
+
+
+# Line breaks of every kind (and other control characters) that may hide in a name
+# someone else typed: a lead's, a source's, a workspace's.
+_HEADER_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+
+
+def header_value(value: str) -> str:
+    """One header line: any run of line breaks or control characters becomes a space.
+
+    Every header goes through here, so a name like ``"Eve\\rBcc: x@y"`` stays text
+    in the subject instead of adding a header or failing the message for good.
+    """
+    return _HEADER_BREAKS.sub(" ", str(value)).strip()
 
 
 def external_url(endpoint: str, **values) -> str:
@@ -46,15 +61,15 @@ def render_email(template: str, locale: str, **context) -> tuple[str, str, str]:
 def build_message(to: str, subject: str, text: str, html: str, headers: dict) -> EmailMessage:
     config = current_app.config
     message = EmailMessage(policy=MAIL_POLICY)
-    message["From"] = config["MAIL_DEFAULT_SENDER"]
-    message["To"] = to
-    message["Subject"] = subject
+    message["From"] = header_value(config["MAIL_DEFAULT_SENDER"])
+    message["To"] = header_value(to)
+    message["Subject"] = header_value(subject)
     # A caller may fix the Message-ID (a retried outbox row keeps its own), so that a
     # message sent twice after a crash is recognisably the same message.
-    message["Message-ID"] = headers.get("Message-ID") or make_msgid(domain="conveyor")
+    message["Message-ID"] = header_value(headers.get("Message-ID") or make_msgid(domain="conveyor"))
     for name, value in headers.items():
         if name != "Message-ID":
-            message[name] = value
+            message[name] = header_value(value)
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     return message

@@ -1,12 +1,17 @@
 """Headers, cookies, CSRF and configuration that keep a workspace safe."""
 
+from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+import time_machine
 
 from app import create_app
 from app.config import ConfigError, load_config
+from app.engine import delivery, schedule
+from app.extensions import db
+from app.models import Conflict, ConflictKind, Role
 
 
 def test_pages_carry_a_strict_content_security_policy(client):
@@ -174,3 +179,40 @@ def test_the_dev_outbox_needs_a_signed_in_user_on_the_same_machine(client, make,
     assert local.status_code == 200 and "secret-token" in local.text
     remote = client.get("/dev/outbox", environ_base={"REMOTE_ADDR": "203.0.113.7"})
     assert remote.status_code == 404 and "secret-token" not in remote.text
+
+
+REMINDER_DAY = date(2026, 12, 1)
+
+
+def test_a_name_with_a_line_break_cannot_add_headers_and_its_reminder_is_delivered(make, mailbox):
+    tenant, _ = make.workspace_with_owner()
+    manager = make.member(tenant, Role.ACCOUNT_MANAGER)
+    client = make.lead(tenant, "Client", owner=manager)
+    client.contact.name = "Eve\rBcc: victim@example.com"
+    client.next_touch_on = REMINDER_DAY
+    db.session.commit()
+    at = datetime(2026, 12, 1, 8, 5, tzinfo=UTC)
+    with time_machine.travel(at, tick=False):
+        schedule.tick(at)
+        delivery.deliver_due(at + timedelta(minutes=1))
+    [reminder] = [m for m in mailbox.to(manager.email) if "Time to touch" in m["Subject"]]
+    assert reminder["Subject"] == "Time to touch Eve Bcc: victim@example.com"
+    assert reminder["Bcc"] is None and not mailbox.to("victim@example.com")
+
+
+def test_a_source_named_with_a_line_break_still_alerts_the_owner(make, mailbox):
+    from app.tasks.radar import send_quality_alert
+
+    tenant, owner = make.workspace_with_owner()
+    source = make.source(tenant, "Partner\rBcc: victim@example.com")
+    details = {"judged": 5, "junk_share": 40, "junk_max": 30}
+    details |= {"qualified_share": 20, "qualified_min": 10}
+    conflict = Conflict(
+        tenant_id=tenant.id, kind=ConflictKind.SOURCE_QUALITY, source_id=source.id, details=details
+    )
+    db.session.add(conflict)
+    db.session.commit()
+    assert send_quality_alert(tenant.id, conflict.id) == 1
+    [alert] = mailbox.to(owner.email)
+    assert alert["Subject"] == "Lead quality dropped at Partner Bcc: victim@example.com"
+    assert alert["Bcc"] is None
