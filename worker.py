@@ -12,46 +12,45 @@ import os
 import signal
 import threading
 import time
-from datetime import UTC, datetime
 
 import redis
 from rq import Worker
 
-from app import create_app
+from app import clock, create_app, periodic
 from app.extensions import db
 from app.queue import get_queue
 
-TICK_SECONDS = 60
+PERIODIC_SECONDS = 60  # how often the list of periodic jobs is walked
 RESTART_SECONDS = 5
+# RQ restarts its scheduler (which runs retries scheduled with backoff) during the
+# worker's maintenance, every ten minutes by default; a scheduler that died with Redis
+# then left retries waiting that long. The worker wakes at least every DEQUEUE_SECONDS
+# and restarts a dead scheduler within MAINTENANCE_SECONDS.
+MAINTENANCE_SECONDS = 20
+WORKER_TTL = 45  # RQ waits for a job at most this less 15 seconds
 
 
-def enqueue_ticks(app, stop: threading.Event) -> None:
-    """Queue the engine's tick once a minute and billing's check once a day.
+def enqueue_periodic(app, stop: threading.Event) -> None:
+    """Walk app.periodic.JOBS every minute, starting now, queueing each period's run.
 
-    Several workers may do this: the job ids name the minute and the day, and the
-    jobs write nothing twice. Living outside Redis, this loop survives Redis being
-    flushed or restarted."""
+    Several workers may do this: the job ids name the period and the jobs write
+    nothing twice. Living outside Redis, this loop survives Redis being flushed or
+    restarted."""
     while not stop.is_set():
-        minute = datetime.now(UTC).strftime("%Y%m%d%H%M")
         try:
             with app.app_context():
-                queue = get_queue()
-                if queue.fetch_job(f"engine-tick-{minute}") is None:
-                    queue.enqueue(
-                        "app.tasks.engine.tick",
-                        job_id=f"engine-tick-{minute}",
-                        result_ttl=3600,
-                        failure_ttl=86400,
-                    )
+                periodic.enqueue_due(get_queue())
         except Exception:  # noqa: BLE001 - Redis down: try again next minute
-            app.logger.exception("could not queue the engine tick")
-        stop.wait(TICK_SECONDS - time.time() % TICK_SECONDS)
+            app.logger.exception("could not queue the periodic jobs")
+        stop.wait(PERIODIC_SECONDS - clock.now().timestamp() % PERIODIC_SECONDS)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--burst", action="store_true", help="exit when the queue is empty")
-    parser.add_argument("--no-ticks", action="store_true", help="do not queue the engine tick")
+    parser.add_argument(
+        "--no-periodic", action="store_true", help="do not queue the periodic jobs (app.periodic)"
+    )
     args = parser.parse_args(argv)
 
     app = create_app()
@@ -60,8 +59,8 @@ def main(argv: list[str] | None = None) -> None:
     # import spent 1.3 s of its 27 s in full collections without this, 0.05 s with it.
     gc.freeze()
     stop = threading.Event()
-    if not args.burst and not args.no_ticks:
-        threading.Thread(target=enqueue_ticks, args=(app, stop), daemon=True).start()
+    if not args.burst and not args.no_periodic:
+        threading.Thread(target=enqueue_periodic, args=(app, stop), daemon=True).start()
     with app.app_context():
         # Each job runs in a forked child: it must not reuse the parent's connections.
         os.register_at_fork(after_in_child=lambda: db.engine.dispose(close=False))
@@ -75,7 +74,12 @@ def main(argv: list[str] | None = None) -> None:
                     # idle wait then timed out and RQ backed off for up to a minute before
                     # it looked at the queue again.
                     connection = redis.Redis.from_url(app.config["REDIS_URL"])
-                    worker = _Worker([app.config["RQ_QUEUE"]], connection=connection)
+                    worker = _Worker(
+                        [app.config["RQ_QUEUE"]],
+                        connection=connection,
+                        worker_ttl=WORKER_TTL,
+                        maintenance_interval=MAINTENANCE_SECONDS,
+                    )
                     worker.work(burst=args.burst, with_scheduler=True)
                 except redis.exceptions.RedisError:
                     if args.burst:

@@ -10,12 +10,14 @@ import os
 import socket
 import tempfile
 import uuid
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 
 import psycopg
 import pytest
 import redis
 import sqlalchemy as sa
+import time_machine
 from aiosmtpd.controller import Controller
 from flask import has_app_context
 from flask.testing import FlaskClient
@@ -27,6 +29,21 @@ from app import create_app
 from app.extensions import db, limiter
 from app.queue import get_queue, get_redis
 from tests import factories
+
+# Every test runs with the clock pinned here (and ticking on from it), so no test passes
+# or fails by the calendar. Tests that start other processes (a worker, a browser) see
+# the machine's clock in those processes, so they take the real clock instead
+# (``@pytest.mark.real_clock``; browser tests always) and state times relative to it.
+PINNED_NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _pinned_clock(request):
+    if request.node.get_closest_marker("real_clock") or request.node.get_closest_marker("e2e"):
+        yield None
+        return
+    with time_machine.travel(PINNED_NOW, tick=True) as traveller:
+        yield traveller
 
 
 def _free_port() -> int:

@@ -6,7 +6,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+import time_machine
 
+from app import clock
 from app.engine import delivery, schedule
 from app.extensions import db
 from app.models import (
@@ -244,29 +246,16 @@ def test_a_message_abandoned_by_a_killed_worker_is_sent_later(app, shop, mailbox
     assert len(mailbox) == 4
 
 
-def test_redis_flushed_loses_nothing(app, shop, run_jobs, mailbox, monkeypatch):
+def test_redis_flushed_loses_nothing(app, shop, run_jobs, mailbox):
     tenant, *_ = shop
     from app.queue import get_queue, get_redis
 
-    monkeypatch.setattr(schedule, "datetime", _FrozenDatetime.at(_at(tenant, DAY, 8, 5)))
-    with app.app_context():
+    with time_machine.travel(_at(tenant, DAY, 8, 5)), app.app_context():
         get_queue().enqueue("app.tasks.engine.tick")
         get_redis().flushdb()  # the queued tick is gone …
         get_queue().enqueue("app.tasks.engine.tick")  # … the next minute's tick rebuilds it
-    run_jobs()
+        run_jobs()
     assert len(mailbox) == 4
-
-
-class _FrozenDatetime(datetime):
-    frozen: datetime
-
-    @classmethod
-    def at(cls, instant):
-        return type("Frozen", (cls,), {"frozen": instant})
-
-    @classmethod
-    def now(cls, tz=None):
-        return cls.frozen.astimezone(tz) if tz else cls.frozen
 
 
 def test_escalations_become_conflicts_once(shop, make):
@@ -348,7 +337,7 @@ def test_dashboard_shows_cadence_compliance_and_who_is_about_to_miss(client, log
     lapsed = make.lead(tenant, "Client", owner=manager)
     soon = make.lead(tenant, "Client", owner=manager)
     soon.next_touch_on = today + timedelta(days=(6 - today.weekday()))
-    now = datetime.now(UTC)
+    now = clock.now()
     db.session.add(
         Touch(
             tenant_id=tenant.id,

@@ -22,6 +22,9 @@ from app.models import MessageStatus, OutboxMessage, Role
 from app.queue import get_queue
 from tests.conftest import Mailbox, _free_port
 
+# A real worker process runs on the machine's clock.
+pytestmark = pytest.mark.real_clock
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DAY = date(2026, 12, 1)
 MEMBERS = 12
@@ -73,7 +76,7 @@ def _start_worker(app, smtp_port, *extra):
         "ENGINE_STALE_CLAIM_SECONDS": "2",
     }
     return subprocess.Popen(
-        [sys.executable, "worker.py", "--no-ticks", *extra],
+        [sys.executable, "worker.py", "--no-periodic", *extra],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

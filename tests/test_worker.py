@@ -4,6 +4,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+# A real worker process runs on the machine's clock.
+pytestmark = pytest.mark.real_clock
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

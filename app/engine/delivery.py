@@ -6,12 +6,13 @@ again once its claim is older than ENGINE_STALE_CLAIM_SECONDS.
 """
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import OperationalError
 
+from app import clock
 from app.engine import content
 from app.extensions import db
 from app.mail import send_email
@@ -75,7 +76,7 @@ def claim(now: datetime, limit: int = BATCH) -> list[int]:
 
 def deliver_due(now: datetime | None = None, limit: int = BATCH) -> dict:
     """Claim and send what is due; one commit per message so progress survives a crash."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     counts = {"sent": 0, "retry": 0, "failed": 0, "skipped": 0}
     for message_id in claim(now, limit):
         counts[_deliver_one(message_id, now)] += 1
@@ -151,6 +152,7 @@ def _record_sent(message_id: int, now: datetime, message: content.Message) -> No
                 outbox_message_id=row.id,
                 text=message.notification,
                 link=message.link,
+                created_at=now,
             )
         )
 

@@ -5,12 +5,13 @@ Run every minute by the worker. A workspace is due while its local time is in
 outbox rows under unique keys, so ticks that overlap or repeat add nothing.
 """
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from app import clock
 from app.extensions import db
 from app.models import (
     Conflict,
@@ -44,8 +45,12 @@ def is_due(tenant: Tenant, now: datetime) -> bool:
 
 
 def tick(now: datetime | None = None) -> dict:
-    """Record everything due now; returns counts for logs and benchmarks."""
-    now = now or datetime.now(UTC)
+    """Record everything due at ``now``; returns counts for logs and benchmarks.
+
+    Every row written carries ``now`` (its creation and first attempt), never the
+    real clock, so a tick for a given moment writes the same rows whenever it runs.
+    """
+    now = now or clock.now()
     tenants = db.session.scalars(sa.select(Tenant).execution_options(**ALL_TENANTS)).all()
     due = [tenant for tenant in tenants if is_due(tenant, now)]
     written = 0
@@ -65,7 +70,7 @@ def _record_day(tenant: Tenant, today: date, now: datetime) -> int:
     ).all()
     for user_id, opted_out in members:
         if not opted_out:
-            rows.append(_row(tenant, user_id, MessageKind.DIGEST, None, today))
+            rows.append(_row(tenant, user_id, MessageKind.DIGEST, None, today, now))
     open_stage = sa.and_(Stage.is_won.is_(False), Stage.is_lost.is_(False))
     clients_due = db.session.execute(
         sa.select(Lead.id, Lead.owner_id)
@@ -78,7 +83,9 @@ def _record_day(tenant: Tenant, today: date, now: datetime) -> int:
         )
         .execution_options(**ALL_TENANTS)
     ).all()
-    rows += [_row(tenant, owner, MessageKind.TOUCH_DUE, lead, today) for lead, owner in clients_due]
+    rows += [
+        _row(tenant, owner, MessageKind.TOUCH_DUE, lead, today, now) for lead, owner in clients_due
+    ]
     window_dates = [today - timedelta(days=offset) for offset in DECISION_OFFSETS]
     deciding = db.session.execute(
         sa.select(Lead.id, Lead.owner_id)
@@ -93,7 +100,8 @@ def _record_day(tenant: Tenant, today: date, now: datetime) -> int:
         .execution_options(**ALL_TENANTS)
     ).all()
     rows += [
-        _row(tenant, owner, MessageKind.DECISION_WINDOW, lead, today) for lead, owner in deciding
+        _row(tenant, owner, MessageKind.DECISION_WINDOW, lead, today, now)
+        for lead, owner in deciding
     ]
     _escalate(tenant, today, now)
     return _insert_new(rows)
@@ -120,12 +128,16 @@ def _record_planned_touches(tenants: list[Tenant], now: datetime) -> int:
             "kind": MessageKind.TOUCH_SCHEDULED.value,
             "local_date": at.astimezone(zones[tenant_id]).date(),
             "unique_key": f"{tenant_id}:{owner_id}:touch_scheduled:{lead_id}:{at.isoformat()}",
+            "next_attempt_at": now,
+            "created_at": now,
         }
         rows.append(row)
     return _insert_new(rows)
 
 
-def _row(tenant: Tenant, user_id: int, kind: MessageKind, subject_id, today: date) -> dict:
+def _row(
+    tenant: Tenant, user_id: int, kind: MessageKind, subject_id, today: date, now: datetime
+) -> dict:
     key = f"{tenant.id}:{user_id}:{kind.value}:{subject_id or '-'}:{today.isoformat()}"
     return {
         "tenant_id": tenant.id,
@@ -134,6 +146,8 @@ def _row(tenant: Tenant, user_id: int, kind: MessageKind, subject_id, today: dat
         "kind": kind.value,
         "subject_id": subject_id,
         "local_date": today,
+        "next_attempt_at": now,
+        "created_at": now,
     }
 
 
@@ -187,6 +201,7 @@ def _escalate(tenant: Tenant, today: date, now: datetime) -> None:
                 lead_id=lead_id,
                 user_id=owner_id,
                 details={"due": next_touch.isoformat()},
+                created_at=now,
             )
         )
     untouched = db.session.execute(
@@ -210,5 +225,6 @@ def _escalate(tenant: Tenant, today: date, now: datetime) -> None:
                 lead_id=lead_id,
                 user_id=owner_id,
                 details={},
+                created_at=now,
             )
         )

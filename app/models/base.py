@@ -5,6 +5,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
+from app import clock
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -15,8 +17,11 @@ NAMING_CONVENTION = {
 
 
 def utcnow() -> datetime:
-    """Timezone-aware now in UTC; used as a callable default."""
-    return datetime.now(UTC)
+    """The column default for timestamps: the one clock's now (``app.clock``).
+
+    A service given a ``now`` writes it explicitly instead of relying on this default.
+    """
+    return clock.now()
 
 
 class UTCDateTime(sa.types.TypeDecorator):
