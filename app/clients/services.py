@@ -1,12 +1,12 @@
 """The client base: who is due a touch, exports, and new sales to existing clients."""
 
-import csv
 import io
 from datetime import date
 
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
+from app import csvfile
 from app.conveyor.services import assign_to_closer, pick_closer
 from app.extensions import db
 from app.models import Lead, Membership, Phase, Role, Stage, Tenant, User
@@ -69,7 +69,7 @@ EXPORT_COLUMNS = [
 def export_csv(membership: Membership, manager_id: int | None, tenant: Tenant) -> str:
     """Every client in the member's view as CSV (streamed rows, one query)."""
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csvfile.writer(out)
     writer.writerow(EXPORT_COLUMNS)
     rows = db.session.scalars(
         clients_query(membership, manager_id)
@@ -80,11 +80,11 @@ def export_csv(membership: Membership, manager_id: int | None, tenant: Tenant) -
     for lead in rows:
         writer.writerow(
             [
-                _safe(lead.contact.name),
-                lead.contact.email or "",
-                lead.contact.phone or "",
-                _safe(lead.contact.company or ""),
-                _safe(lead.owner.name if lead.owner else ""),
+                lead.contact.name,
+                lead.contact.email,
+                lead.contact.phone,
+                lead.contact.company,
+                lead.owner.name if lead.owner else "",
                 f"{lead.value_minor / 100:.2f}",
                 lead.last_touch_at.date().isoformat() if lead.last_touch_at else "",
                 lead.next_touch_on.isoformat() if lead.next_touch_on else "",
@@ -92,11 +92,6 @@ def export_csv(membership: Membership, manager_id: int | None, tenant: Tenant) -
             ]
         )
     return out.getvalue()
-
-
-def _safe(text: str) -> str:
-    """Keep spreadsheet apps from running a cell as a formula."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 def is_due(lead: Lead, today: date) -> bool:

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from app import csvfile
 from app.extensions import db
 from app.imports import loading, reading
 from app.imports.rows import describe_reason
@@ -173,7 +174,7 @@ def rejected_rows_csv(job: ImportJob) -> bytes:
     the file opens the report the same way; fix the cells and import it again.
     """
     output = io.StringIO()
-    writer = csv.writer(output, delimiter=job.delimiter, lineterminator="\r\n")
+    writer = csvfile.writer(output, delimiter=job.delimiter, lineterminator="\r\n")
     writer.writerow([_("Row"), _("Reason"), *job.headers])
     rejections = db.session.execute(
         sa.select(ImportRejection.row_number, ImportRejection.reasons, ImportRejection.cells)

@@ -1,6 +1,5 @@
 """Source quality, partner reports, and the conflicts list (owner only, but the partner link)."""
 
-import csv
 import io
 import secrets
 from datetime import UTC, date, datetime, time, timedelta
@@ -10,6 +9,7 @@ import sqlalchemy as sa
 from flask import Response, abort, flash, g, render_template, request, url_for
 from flask_babel import gettext as _
 
+from app import csvfile
 from app.extensions import db, limiter
 from app.htmx import local_path_or, redirect_to, render
 from app.models import Conflict, ConflictKind, ConflictStatus, Lead, LostReason, Source
@@ -206,7 +206,7 @@ def sources_csv():
     else:
         rows = _source_rows(start, end)
     out = io.StringIO()
-    csv.writer(out).writerows(rows)
+    csvfile.writer(out).writerows(rows)
     name = "source-quality" if table == "sources" else f"radar-{table}"
     return Response(
         "\ufeff" + out.getvalue(),

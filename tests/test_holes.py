@@ -1,0 +1,101 @@
+"""Holes an attack on a running instance found: exports, radar ranges, invitations, board."""
+
+import csv
+import io
+
+import pytest
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.models import ImportJob, ImportRejection, ImportStatus, Role, Stage
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_rows(response, delimiter=",") -> list[list[str]]:
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    text = response.data.decode("utf-8-sig")
+    return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+
+
+def _formula_cells(rows) -> list[str]:
+    return [cell for row in rows for cell in row if cell.startswith(FORMULA_STARTS)]
+
+
+@pytest.fixture
+def booby_trapped(make):
+    """A workspace whose free text starts like spreadsheet formulas everywhere."""
+    tenant, owner = make.workspace_with_owner()
+    generator = make.member(tenant, Role.LEAD_GENERATOR)
+    generator.name = "@SUM(1+1)*cmd|' /C calc'!A0"
+    source = make.source(tenant, '=HYPERLINK("http://evil.example","Open")')
+    for _ in range(2):
+        lead = make.lead(tenant, "New", owner=generator)
+        lead.source_id = source.id
+    client_row = make.lead(tenant, "Client", owner=make.member(tenant, Role.ACCOUNT_MANAGER))
+    client_row.contact.email = "=cmd|'/c calc'!A1@example.com"
+    client_row.contact.phone = "+15550100"
+    client_row.contact.company = "\t=1+2"
+    stage = db.session.scalar(
+        sa.select(Stage).where(Stage.tenant_id == tenant.id, Stage.name == "New")
+    )
+    stage.name = "-2+3"
+    db.session.commit()
+    return tenant, owner
+
+
+@pytest.mark.parametrize("table", ["sources", "trend", "stages", "people"])
+def test_radar_csv_cells_never_run_as_formulas(client, login, booby_trapped, table):
+    _, owner = booby_trapped
+    login(owner.email)
+    rows = _csv_rows(client.get(f"/radar/sources.csv?table={table}&days=30"))
+    assert len(rows) > 1
+    assert _formula_cells(rows) == []
+    cells = {cell for row in rows for cell in row}
+    expected = {
+        "sources": """'=HYPERLINK("http://evil.example","Open")""",
+        "stages": "'-2+3",
+        "people": "'@SUM(1+1)*cmd|' /C calc'!A0",
+    }
+    if table in expected:
+        assert expected[table] in cells  # kept whole, just not runnable
+
+
+def test_the_clients_export_neutralises_every_column_including_email(client, login, booby_trapped):
+    _, owner = booby_trapped
+    login(owner.email)
+    rows = _csv_rows(client.get("/clients/export.csv"))
+    assert _formula_cells(rows) == []
+    [client_row] = rows[1:]
+    assert client_row[1] == "'=cmd|'/c calc'!A1@example.com"
+    assert client_row[2] == "'+15550100" and client_row[3] == "'\t=1+2"
+
+
+def test_the_rejected_rows_report_neutralises_the_uploaded_cells(client, login, make):
+    tenant, owner = make.workspace_with_owner()
+    job = ImportJob(
+        tenant_id=tenant.id,
+        created_by_id=owner.id,
+        filename="base.csv",
+        content=b"",
+        encoding="utf-8",
+        delimiter=";",
+        headers=["Name", "Email"],
+        status=ImportStatus.DONE,
+    )
+    db.session.add(job)
+    db.session.flush()
+    db.session.add(
+        ImportRejection(
+            tenant_id=tenant.id,
+            import_id=job.id,
+            row_number=2,
+            reasons=["missing_contact"],
+            cells=['=HYPERLINK("http://evil.example")', "@evil"],
+        )
+    )
+    db.session.commit()
+    login(owner.email)
+    rows = _csv_rows(client.get(f"/imports/{job.id}/rejected.csv"), delimiter=";")
+    assert _formula_cells(rows) == []
+    assert rows[1][0] == "2" and rows[1][2:] == ['\'=HYPERLINK("http://evil.example")', "'@evil"]
