@@ -99,3 +99,16 @@ def test_the_rejected_rows_report_neutralises_the_uploaded_cells(client, login, 
     rows = _csv_rows(client.get(f"/imports/{job.id}/rejected.csv"), delimiter=";")
     assert _formula_cells(rows) == []
     assert rows[1][0] == "2" and rows[1][2:] == ['\'=HYPERLINK("http://evil.example")', "'@evil"]
+
+
+def test_a_forged_board_cursor_is_a_bad_request_not_a_crash(client, login, make):
+    tenant, owner = make.workspace_with_owner()
+    make.lead(tenant, "New")
+    stage = db.session.scalar(
+        sa.select(Stage).where(Stage.tenant_id == tenant.id, Stage.name == "New")
+    )
+    login(owner.email)
+    more = f"/board/stages/{stage.id}/more?after="
+    assert client.get(more + "2030-01-01T00:00:00|9").status_code == 400  # no offset
+    assert client.get(more + "2030-01-01T00:00:00%2B00:00|99999999999999999999").status_code == 400
+    assert client.get(more + "2030-01-01T00:00:00%2B00:00|9").status_code == 200

@@ -1,5 +1,6 @@
 """Headers, cookies, CSRF and configuration that keep a workspace safe."""
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -216,3 +217,16 @@ def test_a_source_named_with_a_line_break_still_alerts_the_owner(make, mailbox):
     [alert] = mailbox.to(owner.email)
     assert alert["Subject"] == "Lead quality dropped at Partner Bcc: victim@example.com"
     assert alert["Bcc"] is None
+
+
+def test_the_policy_allows_only_the_two_cdn_files_the_pages_load(client):
+    response = client.get("/login")
+    script_src = next(
+        part.split()[1:]
+        for part in response.headers["Content-Security-Policy"].split(";")
+        if part.split()[:1] == ["script-src"]
+    )
+    external = sorted(source for source in script_src if source.startswith("https:"))
+    loaded = sorted(re.findall(r'<script src="(https:[^"]+)"', response.text))
+    assert len(loaded) == 2 and external == loaded
+    assert all(source.endswith(".js") for source in external)  # files, not the whole host

@@ -121,6 +121,10 @@ def more_cards(stage_id: int):
         after = (datetime.fromisoformat(activity), int(lead_id))
     except (KeyError, ValueError):
         abort(400)
+    # The board writes the cursor with its UTC offset and a real id; anything else
+    # was made by hand and must not reach the database.
+    if after[0].tzinfo is None or not 0 < after[1] < 2**31:
+        abort(400)
     filters = _filters()
     cards = board_service.more_cards(g.membership, stage, filters, after)
     return render(
