@@ -47,7 +47,12 @@ def register_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = None
-    login_manager.session_protection = "strong"
+    # "basic": a session seen from another address or browser is no longer fresh.
+    # "strong" dropped it, and with it the remember cookie: a remember-me login (which
+    # has no session identifier yet) was signed out on its second request, and a phone
+    # changing networks lost "keep me signed in". Sessions are revoked on the server
+    # instead (the user's session version).
+    login_manager.session_protection = "basic"
     login_manager.user_loader(_load_user)
 
     register_security_headers(app)

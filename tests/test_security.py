@@ -13,6 +13,7 @@ from app.config import ConfigError, load_config
 from app.engine import delivery, schedule
 from app.extensions import db
 from app.models import Conflict, ConflictKind, Role
+from tests.factories import PASSWORD
 
 
 def test_pages_carry_a_strict_content_security_policy(client):
@@ -230,3 +231,26 @@ def test_the_policy_allows_only_the_two_cdn_files_the_pages_load(client):
     loaded = sorted(re.findall(r'<script src="(https:[^"]+)"', response.text))
     assert len(loaded) == 2 and external == loaded
     assert all(source.endswith(".js") for source in external)  # files, not the whole host
+
+
+def _cookie(test_client, name):
+    return test_client.get_cookie(name)
+
+
+def test_keep_me_signed_in_survives_the_next_request_and_a_browser_restart(app, client, make):
+    _, owner = make.workspace_with_owner()
+    signed_in = client.post(
+        "/login", data={"email": owner.email, "password": PASSWORD, "remember": "y"}
+    )
+    assert signed_in.status_code == 302
+    assert client.get("/").status_code == 200  # the second request
+    assert client.get("/").status_code == 200
+    remember = _cookie(client, "remember_token")
+    assert remember is not None
+    assert remember.expires - datetime.now(UTC) > timedelta(days=29)
+    for days in (1, 29):
+        restarted = app.test_client()  # the browser closed: only the lasting cookie is left
+        restarted.set_cookie("remember_token", remember.value)
+        with time_machine.travel(datetime.now(UTC) + timedelta(days=days)):
+            assert restarted.get("/").status_code == 200, days
+            assert restarted.get("/team").status_code == 200, days
