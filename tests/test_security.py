@@ -9,6 +9,7 @@ import pytest
 import time_machine
 
 from app import create_app
+from app.auth import tokens
 from app.config import ConfigError, load_config
 from app.engine import delivery, schedule
 from app.extensions import db
@@ -254,3 +255,40 @@ def test_keep_me_signed_in_survives_the_next_request_and_a_browser_restart(app, 
         with time_machine.travel(datetime.now(UTC) + timedelta(days=days)):
             assert restarted.get("/").status_code == 200, days
             assert restarted.get("/team").status_code == 200, days
+
+
+def _device_with(app, *cookies):
+    device = app.test_client()
+    for cookie in cookies:
+        device.set_cookie(cookie.key, cookie.value)
+    return device
+
+
+def test_signing_out_ends_copies_of_the_session_and_remember_cookies(app, client, make):
+    _, owner = make.workspace_with_owner()
+    client.post("/login", data={"email": owner.email, "password": PASSWORD, "remember": "y"})
+    session_cookie = _cookie(client, "session")
+    remember = _cookie(client, "remember_token")
+    assert _device_with(app, session_cookie, remember).get("/").status_code == 200
+    client.post("/logout")
+    assert _device_with(app, session_cookie).get("/").status_code == 302
+    assert _device_with(app, remember).get("/").status_code == 302
+    assert client.get("/").status_code == 302
+    assert (
+        client.post("/login", data={"email": owner.email, "password": PASSWORD}).status_code == 302
+    )  # signing in again works
+
+
+def test_a_password_reset_signs_out_every_other_device(app, client, make, login):
+    _, owner = make.workspace_with_owner()
+    other_device = app.test_client()
+    other_device.post("/login", data={"email": owner.email, "password": PASSWORD, "remember": "y"})
+    remember = _cookie(other_device, "remember_token")
+    with app.test_request_context():
+        link = "/password/reset/" + tokens.password_reset_token(owner)
+    done = client.post(
+        link, data={"password": "brand new secret 9", "confirm": "brand new secret 9"}
+    )
+    assert done.status_code == 302
+    assert other_device.get("/").status_code == 302
+    assert _device_with(app, remember).get("/").status_code == 302

@@ -76,10 +76,19 @@ def request_password_reset(email: str) -> None:
         enqueue("app.tasks.email.send_password_reset", user.id)
 
 
-def reset_password(user: User, password: str) -> None:
-    user.password_hash = hash_password(password)
+def end_sessions(user: User) -> None:
+    """Every session and remember cookie of the user stops working, on every device.
+
+    Sessions and remember cookies carry the user's session version (``User.get_id``);
+    the user loader refuses any other version.
+    """
     user.session_version += 1
     db.session.commit()
+
+
+def reset_password(user: User, password: str) -> None:
+    user.password_hash = hash_password(password)
+    end_sessions(user)
 
 
 def change_password(user: User, current_password: str, new_password: str) -> None:

@@ -98,6 +98,9 @@ def login():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
+    if current_user.is_authenticated:
+        # Copies of the session or remember cookie must not outlive the sign-out.
+        services.end_sessions(current_user._get_current_object())
     logout_user()
     _clear_session()
     flash(_("You are signed out."), "info")
