@@ -2,10 +2,11 @@
 
 import random
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import sqlalchemy as sa
 
+from app import clock
 from app.extensions import db
 from app.models import (
     Conflict,
@@ -134,7 +135,7 @@ def seed() -> dict:
             sa.select(Stage).where(Stage.tenant_id == tenant.id).order_by(Stage.position)
         )
     )
-    now = datetime.now(UTC)
+    now = clock.now()
     today = now.date()
     by_name = {stage.name: stage for stage in stages}
     path = [stage for stage in stages if not stage.is_lost]

@@ -8,10 +8,11 @@ key, so Stripe does the work once.
 
 import hashlib
 import json
-import time
 
 import stripe
 from flask import current_app
+
+from app import clock
 
 TIMEOUT_SECONDS = 20
 CLIENTS_KEY = "conveyor_stripe_clients"
@@ -41,7 +42,7 @@ def get_client() -> stripe.StripeClient:
 
 def time_bucket(seconds: int) -> int:
     """The number of the current window of ``seconds``: clicks inside one window share it."""
-    return int(time.time() // seconds)
+    return int(clock.now().timestamp() // seconds)
 
 
 def idempotency_key(tenant_id: int, purpose: str, *parts, params: dict | None = None) -> str:

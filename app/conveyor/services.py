@@ -11,6 +11,7 @@ from flask import abort
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import joinedload, selectinload
 
+from app import clock
 from app.extensions import db
 from app.models import Lead, Membership, Phase, Role, Stage, Tenant, User, utcnow
 from app.models.activity import EventKind, LeadEvent, LostReason, Touch, TouchChannel
@@ -25,7 +26,7 @@ class MoveRefused(ValueError):
 
 
 def local_today(tenant: Tenant) -> date:
-    return datetime.now(ZoneInfo(tenant.timezone)).date()
+    return clock.today(tenant.timezone)
 
 
 def lead_for_member_or_404(membership: Membership, lead_id: int) -> Lead:

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
+from app import clock
 from app.extensions import db
 from app.models import Lead, Membership, Phase, Role, Stage, Tenant, Touch
 
@@ -41,7 +42,7 @@ def cadence_compliance(tenant: Tenant, membership: Membership, today: date) -> C
     if not clients:
         return result
     week_start = today - timedelta(days=today.weekday())
-    this_week_end = datetime.now(UTC)
+    this_week_end = clock.now()
     last_week_end = datetime.combine(week_start, time(), zone).astimezone(UTC)
     for end, attribute in ((this_week_end, "kept_this_week"), (last_week_end, "kept_last_week")):
         latest = db.session.execute(

@@ -1,13 +1,12 @@
 """Home page, health check, and the development mail outbox."""
 
 import os
-from datetime import datetime
 from email import message_from_binary_file, policy
-from zoneinfo import ZoneInfo
 
 from flask import abort, current_app, g, jsonify, render_template, request
 from flask_login import current_user
 
+from app import clock
 from app.extensions import limiter, login_manager
 from app.htmx import render
 from app.main import bp, services
@@ -20,7 +19,7 @@ from app.queue import get_redis
 @bp.route("/")
 @requires("workspace.view")
 def dashboard():
-    today = datetime.now(ZoneInfo(g.tenant.timezone)).date()
+    today = clock.today(g.tenant.timezone)
     summary = services.conveyor_summary(g.membership, today)
     compliance = None
     if g.membership.role in (Role.OWNER, Role.ACCOUNT_MANAGER):
