@@ -20,15 +20,8 @@ def create_app(overrides: dict | None = None) -> Flask:
     register_request_hooks(app)
     register_errors(app)
     register_cli(app)
-    install_fast_intake(app)
     trust_proxies(app)
     return app
-
-
-def install_fast_intake(app: Flask) -> None:
-    from app.intake import fast
-
-    fast.install(app)
 
 
 def register_extensions(app: Flask) -> None:
@@ -143,7 +136,7 @@ def register_errors(app: Flask) -> None:
 
     def handle(error):
         code = getattr(error, "code", 500) or 500
-        message = messages.get(code, messages[500])()
+        message = _wait_message() if code == 429 else messages.get(code, messages[500])()
         return render_template("errors/error.html", code=code, message=message), code
 
     def handle_csrf(error):
@@ -153,6 +146,23 @@ def register_errors(app: Flask) -> None:
     for code in messages:
         app.register_error_handler(code, handle)
     app.register_error_handler(CSRFError, handle_csrf)
+
+
+def _wait_message() -> str:
+    """A refused attempt says how long to wait (the Retry-After header, for people)."""
+    from flask_babel import ngettext
+
+    from app import clock
+
+    limit = limiter.current_limit
+    if limit is None:
+        return _("Too many attempts. Wait a little and try again.")
+    minutes = max(1, round((limit.reset_at - clock.now().timestamp()) / 60))
+    return ngettext(
+        "Too many attempts. Try again in %(num)d minute.",
+        "Too many attempts. Try again in %(num)d minutes.",
+        minutes,
+    )
 
 
 def register_cli(app: Flask) -> None:

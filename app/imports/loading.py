@@ -1,25 +1,25 @@
 """Turning a mapped import into contacts and leads, one committed batch at a time.
 
-Each batch costs a handful of queries whatever its size: two lookups of the
-contacts it may merge with (by email, by phone), one of the lead generators it
-rotates through, bulk inserts of new contacts, leads and rejected rows (``COPY``
-on PostgreSQL), and one guarded update of the job's counters in the same commit.
-A re-run resumes after the last committed batch; a second run racing the first
-loses the guarded update and stops without writing.
+Each batch's good rows become leads through the one lead builder
+(``app.builder.leads``: a handful of statements whatever the batch's size); its
+refused rows are written with ``COPY``, and one guarded update of the job's counters
+goes in the same commit. A re-run resumes after the last committed batch; a second
+run racing the first loses the guarded update and stops without writing.
 """
 
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 
+from app import clock
+from app.builder.bulk import insert_rows
+from app.builder.leads import LeadDraft, build_leads
 from app.extensions import db
 from app.imports import reading
-from app.imports.bulk import insert_rows
-from app.imports.people import ContactBook, LeadRotation
 from app.imports.rows import JudgedRow, RowJudge
 from app.intake.services import phone_region
 from app.models import (
@@ -27,7 +27,6 @@ from app.models import (
     ImportMode,
     ImportRejection,
     ImportStatus,
-    Lead,
     Membership,
     Phase,
     Role,
@@ -119,9 +118,9 @@ def active_account_managers(tenant_id: int) -> dict[str, int]:
 
 def _today_in(timezone: str) -> date:
     try:
-        return datetime.now(ZoneInfo(timezone)).date()
+        return clock.today(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        return datetime.now(UTC).date()
+        return clock.now().date()
 
 
 def load_batch(
@@ -130,17 +129,14 @@ def load_batch(
     """Write one batch and advance the job's counters; False when another run got there first."""
     good = [row for row in rows if row.ok]
     rejected = [row for row in rows if not row.ok]
-    book = ContactBook(destination.tenant_id, good)
-    rotation = LeadRotation(destination.tenant_id) if destination.mode == ImportMode.LEADS else None
     now = utcnow()
-    placed = [(row, *book.find_or_add(row)) for row in good]
-    db.session.flush()  # what rows filled in on contacts already stored
-    book.insert_new()
-    leads = [
-        _lead_values(destination, row, contact.id, rotation, now) for row, contact, _ in placed
-    ]
-    # Bulk inserts on the tables: the ORM's per-row bookkeeping would double the cost.
-    insert_rows(Lead.__table__, leads)
+    built = build_leads(
+        destination.tenant_id,
+        [_draft(destination, row) for row in good],
+        destination.stage_id,
+        route=destination.mode == ImportMode.LEADS,
+        now=now,
+    )
     if rejected:
         insert_rows(
             ImportRejection.__table__,
@@ -155,15 +151,13 @@ def load_batch(
                 for row in rejected
             ],
         )
-    if rotation is not None:
-        rotation.record(now)
     advanced = db.session.execute(
         sa.update(ImportJob)
         .where(ImportJob.id == job_id, ImportJob.rows_done == expected_done)
         .values(
             rows_done=expected_done + len(rows),
-            rows_imported=ImportJob.rows_imported + len(leads),
-            rows_merged=ImportJob.rows_merged + sum(1 for *_, merged in placed if merged),
+            rows_imported=ImportJob.rows_imported + len(built),
+            rows_merged=ImportJob.rows_merged + sum(1 for lead in built if lead.merged),
             rows_rejected=ImportJob.rows_rejected + len(rejected),
         )
         .execution_options(synchronize_session=False)
@@ -171,42 +165,29 @@ def load_batch(
     return advanced.rowcount == 1
 
 
-def _lead_values(
-    destination: Destination,
-    row: JudgedRow,
-    contact_id: int,
-    rotation: LeadRotation | None,
-    now: datetime,
-) -> dict:
+def _draft(destination: Destination, row: JudgedRow) -> LeadDraft:
+    """The lead a good row asks for; a client goes to its account manager, touched next
+    a cadence after its last touch (today when it has none)."""
     last_touch = row.dates.get("last_touch_date")
-    if rotation is not None:
-        owner_id, next_touch_on = rotation.next_user_id(), None
-    else:
-        owner_id = destination.account_managers.get(
+    draft = LeadDraft(
+        name=row.values.get("name") or "",
+        email=row.email,
+        phone=row.phone,
+        company=row.values.get("company") or None,
+        message=row.values.get("message"),
+        budget=row.values.get("budget"),
+        external_id=row.values.get("external_id"),
+        decision_date=row.dates.get("decision_date"),
+        extra=row.extra,
+        last_touch_at=datetime.combine(last_touch, time(), UTC) if last_touch else None,
+    )
+    if destination.mode == ImportMode.CLIENTS:
+        draft.owner_id = destination.account_managers.get(
             row.account_manager_email or "", destination.default_account_manager_id
         )
-        next_touch_on = (
+        draft.next_touch_on = (
             last_touch + timedelta(days=destination.touch_cadence_days)
             if last_touch
             else destination.today
         )
-    return {
-        "tenant_id": destination.tenant_id,
-        "contact_id": contact_id,
-        "source_id": None,
-        "stage_id": destination.stage_id,
-        "owner_id": owner_id,
-        "title": row.title,
-        "value_minor": 0,
-        "message": row.values.get("message") or None,
-        "budget": row.values.get("budget") or None,
-        "external_id": row.values.get("external_id") or None,
-        "decision_date": row.dates.get("decision_date"),
-        "next_touch_on": next_touch_on,
-        "last_activity_at": datetime.combine(last_touch, time(), UTC) if last_touch else now,
-        "last_touch_at": datetime.combine(last_touch, time(), UTC) if last_touch else None,
-        "utm": {},
-        "extra": row.extra,
-        "flagged": False,
-        "created_at": now,
-    }
+    return draft

@@ -1,11 +1,14 @@
-"""Lead intake: store the raw post first, then judge it, deduplicate and route it.
+"""Lead intake: verify and judge a post, claim its keys and store it, then answer.
 
-The inbox row and the lead are written in the one transaction whose commit
-decides the answer: nothing is answered 2xx that was not stored.
+The inbox row and the post's keys are written in the one transaction whose commit
+decides the answer: nothing is answered 2xx that was not stored. An accepted post
+waits in the inbox (``pending``) for the lead builder (``app.builder``), woken
+once the transaction has committed.
 """
 
 import functools
 import hashlib
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -15,31 +18,14 @@ from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from limits import parse as parse_limit
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import contains_eager
 
-from app.billing.access import is_read_only
+from app.builder.wake import wake
 from app.extensions import db, limiter
 from app.intake import fields as intake_fields
 from app.intake import signing
-from app.models import (
-    Contact,
-    EventKind,
-    InboxItem,
-    InboxStatus,
-    IntakeKey,
-    Lead,
-    LeadEvent,
-    Membership,
-    Phase,
-    Role,
-    Source,
-    Tenant,
-    utcnow,
-)
-from app.pipeline import first_stage
-from app.tenancy import ALL_TENANTS, active_members
+from app.models import InboxItem, InboxStatus, IntakeKey, Source, Tenant, utcnow
+from app.tenancy import ALL_TENANTS
 
 KEPT_HEADERS = (
     "Content-Type",
@@ -76,12 +62,7 @@ class IntakeResult:
     http_status: int
     payload: dict
     item: InboxItem
-    lead: Lead | None = None
     from_form: bool = False
-
-    @property
-    def stored_lead(self) -> bool:
-        return self.item.status in (InboxStatus.ACCEPTED, InboxStatus.DUPLICATE)
 
 
 def find_source(token: str) -> Source | None:
@@ -131,7 +112,7 @@ def reject(
 def receive(
     source: Source, body: bytes, content_type: str, headers, truncated: bool
 ) -> IntakeResult:
-    """Store, judge and (when it is good) turn one post into a lead. Commits.
+    """Store and judge one post; a good one waits for the lead builder. Commits.
 
     The inbox row joins the session last, so that it is inserted once, with its
     verdict, by the commit that decides the answer (and never without it).
@@ -141,6 +122,8 @@ def receive(
     item.http_status = result.http_status
     db.session.add(item)
     db.session.commit()
+    if item.status == InboxStatus.PENDING:
+        wake()
     return result
 
 
@@ -285,57 +268,50 @@ def region_for(currency: str, language: str) -> str:
     return REGION_BY_CURRENCY.get(currency) or REGION_BY_LANGUAGE.get(language, "US")
 
 
+def new_receipt() -> str:
+    """What an accepted post is answered with: random, so it says nothing of other posts."""
+    return "r" + secrets.token_hex(15)
+
+
 def _accept(source: Source, item: InboxItem, data: dict, keys: list[str]) -> IntakeResult:
+    """Judge the fields; a good post claims its keys and waits in the inbox for the builder."""
     judgement = intake_fields.judge(data, phone_region(source.tenant))
     item.fields = judgement.fields
     if not judgement.ok:
-        existing = _existing_lead_for(source, keys)
-        if existing is not None:
-            return _duplicate(item, existing)
+        seen = _receipt_for(source, keys)
+        if seen is not None:
+            return _duplicate(item, seen)
         return reject(
             item, 422, "invalid_fields", "some fields are missing or invalid", judgement.errors
         )
-    claimed = _claim_keys(source, keys)
-    if claimed is None:
-        # Seen before (or an identical post committed meanwhile): answer with its lead.
-        existing = _existing_lead_for(source, keys)
-        if existing is None:
-            raise IntakeKeyConflict(keys)
-        return _duplicate(item, existing)
-    lead = create_lead(source, judgement)
-    if claimed:
-        db.session.execute(
-            sa.update(IntakeKey).where(IntakeKey.id.in_(claimed)).values(lead_id=lead.id)
-        )
-    item.status = InboxStatus.ACCEPTED
-    item.lead_id = lead.id
-    return IntakeResult(201, {"id": lead.id, "status": "created"}, item, lead)
+    receipt = item.receipt or new_receipt()
+    seen = _claim_keys(source, keys, receipt)
+    if seen is not None:
+        return _duplicate(item, seen)
+    item.status = InboxStatus.PENDING
+    item.receipt = receipt
+    return IntakeResult(202, {"id": receipt, "status": "accepted"}, item)
 
 
-class IntakeKeyConflict(SQLAlchemyError):
-    """A key is taken but names no lead: the sender is told to retry (503)."""
-
-
-def _claim_keys(source: Source, keys: list[str]) -> list[int] | None:
-    """Insert the post's keys in one statement; their ids, or None when any was taken.
+def _claim_keys(source: Source, keys: list[str], receipt: str) -> str | None:
+    """Claim the post's keys for its receipt; None when they are its own now, else the
+    receipt of the post that holds one of them (nothing is claimed then).
 
     ``ON CONFLICT DO NOTHING`` waits for a concurrent identical post to commit or
-    roll back, so exactly one of them claims the keys and the other sees its lead.
+    roll back, so exactly one of them claims the keys and the other sees its receipt.
     """
     if not keys:
-        return []
-    insert = (postgresql_insert if db.engine.dialect.name == "postgresql" else sqlite_insert)(
-        IntakeKey
-    )
-    now = utcnow()
+        return None
     claimed = db.session.scalars(
-        insert.values(
+        postgresql_insert(IntakeKey)
+        .values(
             [
                 {
                     "tenant_id": source.tenant_id,
                     "source_id": source.id,
                     "key": key,
-                    "created_at": now,
+                    "receipt": receipt,
+                    "created_at": utcnow(),
                 }
                 for key in keys
             ]
@@ -344,149 +320,49 @@ def _claim_keys(source: Source, keys: list[str]) -> list[int] | None:
         .returning(IntakeKey.id)
     ).all()
     if len(claimed) == len(keys):
-        return list(claimed)
+        return None
+    seen = _receipt_for(source, keys, other_than=receipt)
+    if seen is None:  # the keys it did not get were its own (a re-processed post)
+        return None
     if claimed:  # one key was new, another taken: this post is not new after all
         db.session.execute(sa.delete(IntakeKey).where(IntakeKey.id.in_(claimed)))
-    return None
+    return seen
 
 
-def _duplicate(item: InboxItem, lead_id: int) -> IntakeResult:
-    item.status = InboxStatus.DUPLICATE
-    item.lead_id = lead_id
-    return IntakeResult(200, {"id": lead_id, "status": "duplicate"}, item)
-
-
-def _existing_lead_for(source: Source, keys: list[str]) -> int | None:
+def _receipt_for(source: Source, keys: list[str], other_than: str | None = None) -> str | None:
+    """The receipt of an earlier post of this source that claimed one of these keys."""
     if not keys:
         return None
-    return db.session.scalar(
-        sa.select(IntakeKey.lead_id)
+    query = sa.select(IntakeKey.receipt).where(
+        IntakeKey.tenant_id == source.tenant_id,
+        IntakeKey.source_id == source.id,
+        IntakeKey.key.in_(keys),
+    )
+    if other_than is not None:
+        query = query.where(IntakeKey.receipt != other_than)
+    return db.session.scalar(query.limit(1).execution_options(**ALL_TENANTS))
+
+
+def _duplicate(item: InboxItem, receipt: str) -> IntakeResult:
+    """A repeat: the same receipt, and the lead when its post has been built already."""
+    item.status = InboxStatus.DUPLICATE
+    item.receipt = receipt
+    item.lead_id = db.session.scalar(
+        sa.select(InboxItem.lead_id)
         .where(
-            IntakeKey.tenant_id == source.tenant_id,
-            IntakeKey.source_id == source.id,
-            IntakeKey.key.in_(keys),
-            IntakeKey.lead_id.is_not(None),
+            InboxItem.tenant_id == item.tenant_id,
+            InboxItem.receipt == receipt,
+            InboxItem.status == InboxStatus.ACCEPTED,
         )
         .limit(1)
         .execution_options(**ALL_TENANTS)
     )
-
-
-def find_or_create_contact(
-    tenant_id: int, name: str, email: str | None, phone: str | None, company: str | None
-) -> Contact:
-    """The workspace's contact with this email or phone, or a new one."""
-    conditions = []
-    if email:
-        conditions.append(Contact.email == email)
-    if phone:
-        conditions.append(Contact.phone == phone)
-    contact = None
-    if conditions:
-        contact = db.session.scalar(
-            sa.select(Contact)
-            .where(Contact.tenant_id == tenant_id, sa.or_(*conditions))
-            .order_by(Contact.id)
-            .limit(1)
-            .execution_options(**ALL_TENANTS)
-        )
-    if contact is None:
-        contact = Contact(
-            tenant_id=tenant_id,
-            name=name or email or phone or "?",
-            email=email,
-            phone=phone,
-            company=company or None,
-        )
-        db.session.add(contact)
-        db.session.flush()
-    else:
-        contact.email = contact.email or email
-        contact.phone = contact.phone or phone
-        contact.company = contact.company or company or None
-    return contact
-
-
-def next_assignee(tenant_id: int) -> int | None:
-    """Round robin over active lead generators; the first active owner when there are none.
-
-    The common case is one statement: the generator assigned longest ago (skipping
-    ones a concurrent post holds) is stamped and named at once.
-    """
-    generators = (
-        sa.select(Membership.id)
-        .where(
-            Membership.tenant_id == tenant_id,
-            Membership.role == Role.LEAD_GENERATOR,
-            Membership.active.is_(True),
-        )
-        .order_by(Membership.last_assigned_at.asc().nulls_first(), Membership.id)
-        .limit(1)
-    )
-    now = utcnow()
-    user_id = db.session.scalar(
-        sa.update(Membership)
-        .where(Membership.id == generators.with_for_update(skip_locked=True).scalar_subquery())
-        .values(last_assigned_at=now)
-        .returning(Membership.user_id)
-        .execution_options(synchronize_session=False)
-    )
-    if user_id is not None:
-        return user_id
-    # Every generator is busy with a concurrent post (wait for one), or there are none.
-    membership_id = db.session.scalar(generators.execution_options(**ALL_TENANTS))
-    if membership_id is not None:
-        return db.session.scalar(
-            sa.update(Membership)
-            .where(Membership.id == membership_id)
-            .values(last_assigned_at=now)
-            .returning(Membership.user_id)
-            .execution_options(synchronize_session=False)
-        )
-    owners = active_members(tenant_id, Role.OWNER)
-    return owners[0].user_id if owners else None
-
-
-def create_lead(source: Source, judgement: intake_fields.Judgement) -> Lead:
-    values = judgement.fields
-    contact = find_or_create_contact(
-        source.tenant_id,
-        values.get("name") or "",
-        judgement.email,
-        judgement.phone,
-        values.get("company"),
-    )
-    title = values.get("company") or values.get("name") or judgement.email or judgement.phone
-    lead = Lead(
-        tenant_id=source.tenant_id,
-        contact_id=contact.id,
-        source_id=source.id,
-        stage_id=first_stage(source.tenant_id, Phase.GENERATION).id,
-        owner_id=next_assignee(source.tenant_id),
-        title=title[:200],
-        message=values.get("message") or None,
-        budget=values.get("budget") or None,
-        external_id=values.get("external_id") or None,
-        decision_date=judgement.decision_date,
-        utm={k: values[k] for k in intake_fields.UTM_FIELDS if values.get(k)},
-        extra=values.get("extra") or {},
-        flagged=not source.active or is_read_only(source.tenant_id),
-    )
-    db.session.add(lead)
-    db.session.flush()
-    db.session.add(
-        LeadEvent(
-            tenant_id=lead.tenant_id,
-            lead_id=lead.id,
-            kind=EventKind.INTAKE,
-            data={"source": source.name},
-        )
-    )
-    return lead
+    return IntakeResult(200, {"id": receipt, "status": "duplicate"}, item)
 
 
 def reprocess(item: InboxItem, corrected: dict) -> IntakeResult:
-    """Judge a rejected post again with the owner's corrections. Commits."""
+    """Judge a rejected post again with the owner's corrections; a good one waits for the
+    lead builder. Commits, then wakes the builder."""
     source = db.session.get(Source, item.source_id)
     data = {k: v for k, v in corrected.items() if isinstance(v, str)}
     keys = idempotency_keys(item.headers, data)
@@ -496,4 +372,6 @@ def reprocess(item: InboxItem, corrected: dict) -> IntakeResult:
         item.errors = {}
     # Kept either way: the corrections are never lost, even when still invalid.
     db.session.commit()
+    if item.status == InboxStatus.PENDING:
+        wake()
     return result

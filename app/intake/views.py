@@ -6,7 +6,7 @@ from flask import current_app, g, jsonify, redirect, render_template, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import csrf, db, limiter
-from app.intake import bp, fast, services
+from app.intake import bp, services
 from app.intake.fields import MAX_BODY_BYTES
 from app.models import InboxStatus
 
@@ -40,10 +40,7 @@ def receive(token: str):
             return _unknown_address()
         body, truncated = _read_body()
         content_type = request.headers.get("Content-Type", "")
-        if fast.RATE_LIMITED_KEY in request.environ:  # counted by the fast path already
-            wait = request.environ[fast.RATE_LIMITED_KEY]
-        else:
-            wait = services.seconds_until_allowed(source.id, source.rate_limit_per_minute)
+        wait = services.seconds_until_allowed(source.id, source.rate_limit_per_minute)
         if wait is not None:
             result = services.record_rate_limited(
                 source, body, content_type, request.headers, truncated
@@ -63,7 +60,7 @@ def receive(token: str):
 
 def _form_answer(source, result):
     """People posting the embeddable form get a page (or the owner's thank-you URL)."""
-    if result.item.status in (InboxStatus.ACCEPTED, InboxStatus.DUPLICATE, InboxStatus.SPAM):
+    if result.item.status in (InboxStatus.PENDING, InboxStatus.DUPLICATE, InboxStatus.SPAM):
         if source.thank_you_url:
             return redirect(source.thank_you_url, code=303)
         return _frameable(render_template("intake/thanks.html"), 200)

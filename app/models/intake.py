@@ -12,8 +12,9 @@ from app.models.pipeline import Lead, Source
 
 class InboxStatus(enum.StrEnum):
     RECEIVED = "received"  # stored, not judged yet (only inside the intake transaction)
+    PENDING = "pending"  # accepted (answered 202): waiting for the lead builder
     ACCEPTED = "accepted"  # became a new lead
-    DUPLICATE = "duplicate"  # the same post seen before: points at the existing lead
+    DUPLICATE = "duplicate"  # the same post seen before: shares its receipt (and lead)
     REJECTED = "rejected"  # kept with a reason; the owner can correct and re-process it
     SPAM = "spam"  # a bot by the honeypot or the fill time; kept, never on the board
 
@@ -22,6 +23,8 @@ class InboxItem(TenantScoped, Base):
     __tablename__ = "inbox_item"
     __table_args__ = (
         sa.Index("ix_inbox_item_tenant_status_received", "tenant_id", "status", "received_at"),
+        # What the lead builder claims next: small, as posts wait in it for milliseconds.
+        sa.Index("ix_inbox_item_pending", "id", postgresql_where=sa.text("status = 'pending'")),
     )
     tenant_id_index = False  # the index above leads with it
 
@@ -41,13 +44,16 @@ class InboxItem(TenantScoped, Base):
     # Fields as last judged (parsed from the body, or corrected by the owner).
     fields: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     lead_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lead.id", ondelete="SET NULL"))
+    # What the sender was answered for an accepted post (and its repeats): opaque and
+    # random, so it tells nothing about other posts or workspaces.
+    receipt: Mapped[str | None] = mapped_column(sa.String(32), index=True)
 
     source: Mapped[Source] = relationship()
     lead: Mapped[Lead | None] = relationship()
 
 
 class IntakeKey(TenantScoped, Base):
-    """One idempotency key per source: a repeated key answers with the same lead."""
+    """One idempotency key per source: a repeated key answers with the same receipt."""
 
     __tablename__ = "intake_key"
     __table_args__ = (sa.UniqueConstraint("tenant_id", "source_id", "key"),)
@@ -56,5 +62,5 @@ class IntakeKey(TenantScoped, Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     source_id: Mapped[int] = mapped_column(sa.ForeignKey("source.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(sa.String(300))
-    lead_id: Mapped[int | None] = mapped_column(sa.ForeignKey("lead.id", ondelete="CASCADE"))
+    receipt: Mapped[str] = mapped_column(sa.String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,18 +1,21 @@
-"""The people an import batch touches: the contacts its rows join, the members who get them."""
+"""The people a batch of new leads touches: the contacts they join, the members who get them."""
 
 import itertools
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from app.builder.bulk import insert_rows_returning_ids
 from app.extensions import db
-from app.imports.bulk import insert_rows_returning_ids
-from app.imports.rows import JudgedRow
 from app.models import Contact, Membership, Role
 from app.tenancy import ALL_TENANTS
+
+if TYPE_CHECKING:
+    from app.builder.leads import LeadDraft
 
 # Values per lookup statement (a batch's emails, then its phones, in statements of at most
 # this many): one OR of both lists made PostgreSQL scan all the workspace's contacts.
@@ -34,14 +37,13 @@ class NewContact:
 class ContactBook:
     """The contacts one batch may merge with, by email and phone, oldest first.
 
-    The batch equivalent of ``find_or_create_contact``: a row joins the oldest
-    contact sharing its email or its phone (in the workspace or earlier in the
-    file) and fills the gaps in it; otherwise it becomes a new contact. Known
-    contacts are ORM objects (the flush writes what was filled in); new ones are
-    written together by ``insert_new``.
+    A new lead joins the oldest contact sharing its email or its phone (in the
+    workspace or earlier in the batch) and fills the gaps in it; otherwise it
+    becomes a new contact. Known contacts are ORM objects (the flush writes what
+    was filled in); new ones are written together by ``insert_new``.
     """
 
-    def __init__(self, tenant_id: int, rows: list[JudgedRow]):
+    def __init__(self, tenant_id: int, drafts: "list[LeadDraft]"):
         self.tenant_id = tenant_id
         self.by_email: dict[str, Contact | NewContact] = {}
         self.by_phone: dict[str, Contact | NewContact] = {}
@@ -50,8 +52,8 @@ class ContactBook:
         self._counter = itertools.count()
         found: dict[int, Contact] = {}
         for column, values in (
-            (Contact.email, sorted({row.email for row in rows if row.email})),
-            (Contact.phone, sorted({row.phone for row in rows if row.phone})),
+            (Contact.email, sorted({draft.email for draft in drafts if draft.email})),
+            (Contact.phone, sorted({draft.phone for draft in drafts if draft.phone})),
         ):
             for start in range(0, len(values), LOOKUP_CHUNK):
                 found.update(
@@ -75,26 +77,26 @@ class ContactBook:
         if contact.phone:
             self.by_phone.setdefault(contact.phone, contact)
 
-    def find_or_add(self, row: JudgedRow) -> tuple[Contact | NewContact, bool]:
-        """(contact, merged): the row's contact, and whether it already existed."""
+    def find_or_add(self, draft: "LeadDraft") -> tuple[Contact | NewContact, bool]:
+        """(contact, merged): the draft's contact, and whether it already existed."""
         matches = [
             contact
-            for contact in (self.by_email.get(row.email), self.by_phone.get(row.phone))
+            for contact in (self.by_email.get(draft.email), self.by_phone.get(draft.phone))
             if contact is not None
         ]
         if matches:
             contact = min(matches, key=self.rank.__getitem__)
-            contact.email = contact.email or row.email
-            contact.phone = contact.phone or row.phone
-            contact.company = contact.company or row.values.get("company") or None
+            contact.email = contact.email or draft.email
+            contact.phone = contact.phone or draft.phone
+            contact.company = contact.company or draft.company
             self._remember(contact)
             return contact, True
         contact = NewContact(
             tenant_id=self.tenant_id,
-            name=row.contact_name,
-            email=row.email,
-            phone=row.phone,
-            company=row.values.get("company") or None,
+            name=draft.contact_name,
+            email=draft.email,
+            phone=draft.phone,
+            company=draft.company,
         )
         self.new.append(contact)
         self._remember(contact)
@@ -120,15 +122,14 @@ class ContactBook:
 
 
 def _one_of(column: sa.Column, values: list[str]) -> sa.ColumnElement[bool]:
-    """``column IN (values)``; on PostgreSQL ``= ANY(array)``: one parameter to send and
-    parse instead of one per value, and the same plan (the column's index or a scan)."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        return column == sa.any_(sa.bindparam("values", values, type_=ARRAY(column.type)))
-    return column.in_(values)
+    """``column = ANY(array)``: one parameter to send and parse instead of one per value
+    (as ``IN`` would), and the same plan (the column's index or a scan)."""
+    return column == sa.any_(sa.bindparam("values", values, type_=ARRAY(column.type)))
 
 
 class LeadRotation:
-    """``next_assignee``'s round robin for a whole batch: one read, one write per member."""
+    """Round robin over active lead generators (the first active owner when there are
+    none) for a whole batch: one read, one write per member."""
 
     def __init__(self, tenant_id: int):
         members = self._active(tenant_id, Role.LEAD_GENERATOR)

@@ -1,11 +1,10 @@
-"""Writing an import batch's new rows: ``COPY`` on PostgreSQL, a Core insert elsewhere.
+"""Writing a batch of new rows with ``COPY``, as a Core insert would write them.
 
-Both paths store the same values. Columns a row leaves out get the table's
-Python-side defaults, evaluated per row as a Core insert evaluates them, and
-every value goes through its column type's bind processing (aware datetimes to
-UTC, JSON serialised) before it reaches the driver. ``COPY`` streams a batch as
-one statement; an ``executemany`` of the same rows costs PostgreSQL and the
-driver about twice as much per row.
+Columns a row leaves out get the table's Python-side defaults, evaluated per row as
+a Core insert evaluates them, and every value goes through its column type's bind
+processing (aware datetimes to UTC, JSON serialised) before it reaches the driver.
+``COPY`` streams a batch as one statement; an ``executemany`` of the same rows costs
+PostgreSQL and the driver about twice as much per row.
 """
 
 from collections.abc import Callable, Collection
@@ -22,28 +21,19 @@ def insert_rows(table: sa.Table, rows: list[dict]) -> None:
     if not rows:
         return
     connection = db.session.connection()
-    plan = _CopyPlan.for_rows(connection, table, rows[0].keys())
-    if plan is None:
-        connection.execute(sa.insert(table), rows)
-    else:
-        plan.copy(connection, rows)
+    _CopyPlan.for_rows(connection, table, rows[0].keys()).copy(connection, rows)
 
 
 def insert_rows_returning_ids(table: sa.Table, rows: list[dict]) -> list[int]:
     """Insert rows like ``insert_rows`` and return their new ids, in the rows' order.
 
-    On PostgreSQL the ids are taken from the table's sequence first (one query)
-    and written with the rows; elsewhere the insert returns them.
+    The ids are taken from the table's sequence first (one query) and written with
+    the rows.
     """
     if not rows:
         return []
     connection = db.session.connection()
     plan = _CopyPlan.for_rows(connection, table, {*rows[0].keys(), "id"})
-    if plan is None:
-        inserted = connection.execute(
-            sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
-        )
-        return list(inserted.scalars())
     sequence = sa.func.pg_get_serial_sequence(table.name, "id")
     ids = list(
         connection.execute(
@@ -59,7 +49,6 @@ class _CopyPlan:
 
     def __init__(self, table: sa.Table, dialect, given: Collection[str]):
         self.table = table
-        self.copyable = True
         # (column, bind processor or None) by kind, in the order they are sent
         plain, processed, defaulted = [], [], []
         for column in table.columns:
@@ -68,7 +57,7 @@ class _CopyPlan:
                 (plain if process is None else processed).append((column, process))
             elif column.default is not None and not column.default.is_sequence:
                 if not (column.default.is_scalar or column.default.is_callable):
-                    self.copyable = False  # a SQL expression: only an INSERT evaluates it
+                    raise ValueError(f"{column}: a SQL default that only an INSERT evaluates")
                 defaulted.append((column, process))
             # else: left to the database (its server default, its sequence or NULL)
         self.columns = [column for column, _ in (*plain, *processed, *defaulted)]
@@ -82,13 +71,9 @@ class _CopyPlan:
     @classmethod
     def for_rows(
         cls, connection: Connection, table: sa.Table, given: Collection[str]
-    ) -> "_CopyPlan | None":
-        """The plan for rows naming ``given`` columns, or None where COPY cannot be used."""
-        dialect = connection.dialect
-        if dialect.name != "postgresql" or dialect.driver != "psycopg":
-            return None
-        plan = cls(table, dialect, given)
-        return plan if plan.copyable else None
+    ) -> "_CopyPlan":
+        """The plan for rows naming ``given`` columns."""
+        return cls(table, connection.dialect, given)
 
     def values(self, row: dict) -> list:
         """What a Core insert of ``row`` would bind, in the plan's column order."""
