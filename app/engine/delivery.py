@@ -35,8 +35,9 @@ def stale_claim() -> timedelta:
 def claim(now: datetime, limit: int = BATCH) -> list[int]:
     """Take up to ``limit`` due rows for this worker and commit the claim.
 
-    Each row is taken by a compare-and-set update, so two workers that read the
-    same candidates (SQLite has no SKIP LOCKED) still never both win one.
+    Candidates are locked with FOR UPDATE SKIP LOCKED, so another worker passes over
+    them instead of waiting, and each is taken by a compare-and-set update, so two
+    workers never both win one.
     """
     pending = sa.and_(
         OutboxMessage.status == MessageStatus.PENDING, OutboxMessage.next_attempt_at <= now

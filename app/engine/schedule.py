@@ -9,7 +9,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 
 from app import clock
 from app.extensions import db
@@ -166,9 +166,9 @@ def _insert_new(rows: list[dict]) -> int:
     new_rows = [row for row in rows if row["unique_key"] not in existing]
     if new_rows:
         # A concurrent tick may insert the same keys between the read and here.
-        dialect = db.session.get_bind().dialect.name
-        insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
-        statement = insert(OutboxMessage).on_conflict_do_nothing(index_elements=["unique_key"])
+        statement = postgresql.insert(OutboxMessage).on_conflict_do_nothing(
+            index_elements=["unique_key"]
+        )
         db.session.connection().execute(statement, new_rows)
     return len(new_rows)
 

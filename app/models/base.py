@@ -27,7 +27,7 @@ def utcnow() -> datetime:
 class UTCDateTime(sa.types.TypeDecorator):
     """A datetime stored in UTC that always comes back timezone-aware.
 
-    SQLite drops the offset; PostgreSQL keeps it. Both return aware values here.
+    Stored as PostgreSQL's ``timestamptz``; values come back aware, converted to UTC.
     """
 
     impl = sa.DateTime(timezone=True)

@@ -5,7 +5,6 @@ owner sending it back), the flush that changes ``Lead.stage_id`` records the sta
 that just ended as a ``StageVisit``: one place, so no path can forget it.
 """
 
-import statistics
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -78,8 +77,7 @@ class PersonRow:
 def _finished_stays(key_column, tenant: Tenant, start: datetime, end: datetime) -> dict:
     """key -> (finished stays, stays that went on, median days) for leads of [start, end).
 
-    One statement: PostgreSQL works out the median; elsewhere the durations are read
-    and the median taken here (small databases only).
+    One statement: PostgreSQL works out the median (percentile_cont).
     """
     in_period = (
         StageVisit.tenant_id == tenant.id,
@@ -87,27 +85,13 @@ def _finished_stays(key_column, tenant: Tenant, start: datetime, end: datetime) 
         StageVisit.lead_created_at < end,
     )
     went_on = count_if(StageVisit.forward)
-    if db.engine.dialect.name == "postgresql":
-        median = sa.func.percentile_cont(0.5).within_group(StageVisit.seconds)
-        rows = db.session.execute(
-            sa.select(key_column, sa.func.count(StageVisit.id), went_on, median)
-            .where(*in_period)
-            .group_by(key_column)
-        )
-        return {key: (count, forward or 0, float(mid) / 86400) for key, count, forward, mid in rows}
-    grouped: dict = {}
-    for key, forward, seconds in db.session.execute(
-        sa.select(key_column, StageVisit.forward, StageVisit.seconds).where(*in_period)
-    ):
-        grouped.setdefault(key, []).append((forward, seconds))
-    return {
-        key: (
-            len(stays),
-            sum(1 for forward, _ in stays if forward),
-            statistics.median(seconds for _, seconds in stays) / 86400,
-        )
-        for key, stays in grouped.items()
-    }
+    median = sa.func.percentile_cont(0.5).within_group(StageVisit.seconds)
+    rows = db.session.execute(
+        sa.select(key_column, sa.func.count(StageVisit.id), went_on, median)
+        .where(*in_period)
+        .group_by(key_column)
+    )
+    return {key: (count, forward or 0, float(mid) / 86400) for key, count, forward, mid in rows}
 
 
 def by_stage(tenant: Tenant, start: datetime, end: datetime) -> list[StageRow]:

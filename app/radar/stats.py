@@ -1,9 +1,7 @@
 """Source quality and funnel figures for a period, in a handful of grouped queries."""
 
-import statistics
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
@@ -12,8 +10,8 @@ from app.models import InboxItem, InboxStatus, Lead, LostReason, Source, Tenant
 
 
 def count_if(condition):
-    """How many rows of a group meet ``condition`` (SUM of a CASE, on every database)."""
-    return sa.func.sum(sa.case((condition, 1), else_=0))
+    """How many rows of a group meet ``condition`` (``count(*) FILTER (WHERE ...)``)."""
+    return sa.func.count().filter(condition)
 
 
 @dataclass
@@ -101,28 +99,15 @@ def source_figures(tenant: Tenant, start: datetime, end: datetime) -> list[Sourc
     for source_id, reason, count in reasons:
         if source_id in figures:
             figures[source_id].lost_reasons[reason] = count
-    if db.engine.dialect.name == "postgresql":
-        hours = sa.extract("epoch", Lead.first_touch_at - Lead.created_at) / 3600
-        medians = db.session.execute(
-            sa.select(Lead.source_id, sa.func.percentile_cont(0.5).within_group(hours))
-            .where(in_period, Lead.first_touch_at.is_not(None))
-            .group_by(Lead.source_id)
-        )
-        for source_id, median in medians:
-            if source_id in figures:
-                figures[source_id].median_first_touch_hours = float(median)
-    else:  # small databases: the durations are read and the median taken here
-        touches = db.session.execute(
-            sa.select(Lead.source_id, Lead.created_at, Lead.first_touch_at).where(
-                in_period, Lead.first_touch_at.is_not(None)
-            )
-        )
-        waits: dict[int, list[float]] = {}
-        for source_id, created, touched in touches:
-            waits.setdefault(source_id, []).append((touched - created).total_seconds() / 3600)
-        for source_id, hours_each in waits.items():
-            if source_id in figures:
-                figures[source_id].median_first_touch_hours = statistics.median(hours_each)
+    hours = sa.extract("epoch", Lead.first_touch_at - Lead.created_at) / 3600
+    medians = db.session.execute(
+        sa.select(Lead.source_id, sa.func.percentile_cont(0.5).within_group(hours))
+        .where(in_period, Lead.first_touch_at.is_not(None))
+        .group_by(Lead.source_id)
+    )
+    for source_id, median in medians:
+        if source_id in figures:
+            figures[source_id].median_first_touch_hours = float(median)
     return list(figures.values())
 
 
@@ -141,11 +126,7 @@ class TrendPoint:
 
 def _local_day(column, zone: str):
     """The calendar day of ``column`` in the workspace's timezone, as SQL."""
-    if db.engine.dialect.name == "postgresql":
-        return sa.func.date(sa.func.timezone(zone, column))
-    # SQLite keeps naive UTC text; shift by the zone's offset today (no DST history).
-    offset = datetime.now(ZoneInfo(zone)).utcoffset() or timedelta()
-    return sa.func.date(column, f"{int(offset.total_seconds() // 60):+d} minutes")
+    return sa.func.date(sa.func.timezone(zone, column))
 
 
 def trend(
