@@ -36,7 +36,9 @@ def _wait_for(predicate, seconds: float) -> bool:
     return False
 
 
-def _start_worker(app, smtp_port: int, redis_url: str | None = None, **settings):
+def _start_worker(
+    app, smtp_port: int, redis_url: str | None = None, clock_ahead: str | None = None, **settings
+):
     env = {
         **os.environ,
         "CONVEYOR_ENV": "development",
@@ -49,8 +51,11 @@ def _start_worker(app, smtp_port: int, redis_url: str | None = None, **settings)
         "BASE_URL": "http://conveyor.test",
         **settings,
     }
+    command = [sys.executable, "worker.py"]
+    if clock_ahead:  # the worker's whole process tree lives that far in the future
+        command = ["faketime", "-f", clock_ahead, *command]
     return subprocess.Popen(
-        [sys.executable, "worker.py"],
+        command,
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -144,6 +149,34 @@ def test_a_trial_ending_in_two_days_is_emailed_by_a_running_worker(app, make, ma
         [message] = mailbox.to(owner.email)
         assert message["Subject"].startswith("The trial of Corner Bakery ends on")
         assert "http://conveyor.test/billing" in mailbox.text(message)
+        assert "Traceback" not in errors, errors
+    finally:
+        app.config.update(saved)
+        stub.stop()
+
+
+@pytest.mark.real_clock
+def test_a_worker_living_12_days_after_signup_emails_the_trial_ending(
+    app, make, mailbox, smtp_server
+):
+    """A new workspace's 14-day trial, and a worker whose clock says 12 days have passed."""
+    if shutil.which("faketime") is None:
+        if os.environ.get("CI"):
+            pytest.fail("faketime is not installed (apt-get install faketime)")
+        pytest.skip("faketime is not installed (apt-get install faketime)")
+    stub = StripeStub().start()
+    settings = {**SETTINGS, "STRIPE_API_BASE": stub.url}
+    saved = {name: app.config.get(name) for name in settings}
+    app.config.update(settings)
+    try:
+        _, owner = make.workspace_with_owner(name="Twelve Days Later")
+        worker = _start_worker(app, smtp_server[0].port, clock_ahead="+12d", **settings)
+        try:
+            assert _wait_for(lambda: mailbox.to(owner.email), 120), "no trial-ending email came"
+        finally:
+            errors = _stop(worker)
+        [message] = mailbox.to(owner.email)
+        assert message["Subject"].startswith("The trial of Twelve Days Later ends on")
         assert "Traceback" not in errors, errors
     finally:
         app.config.update(saved)
