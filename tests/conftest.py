@@ -179,8 +179,6 @@ def app(database_url, redis_url, smtp_server):
     with application.app_context():
         upgrade(directory="migrations")
     yield application
-    if "fast_intake" in application.extensions:
-        application.extensions["fast_intake"].close()
     with application.app_context():
         db.engine.dispose()
 
