@@ -292,3 +292,57 @@ def test_a_password_reset_signs_out_every_other_device(app, client, make, login)
     assert done.status_code == 302
     assert other_device.get("/").status_code == 302
     assert _device_with(app, remember).get("/").status_code == 302
+
+
+def _wrong_guesses(client, email, count):
+    return [
+        client.post(
+            "/login",
+            data={"email": email, "password": "wrong guess"},
+            environ_base={"REMOTE_ADDR": f"10.0.1.{i}"},
+        ).status_code
+        for i in range(count)
+    ]
+
+
+def test_signing_in_many_times_is_not_a_failure(app, make):
+    _, owner = make.workspace_with_owner()
+    answers = []
+    for _ in range(12):
+        device = app.test_client()
+        answers.append(
+            device.post("/login", data={"email": owner.email, "password": PASSWORD}).status_code
+        )
+        device.post("/logout")
+    assert answers == [302] * 12
+
+
+def test_a_stranger_guessing_cannot_lock_out_the_browser_that_signed_in_before(app, client, make):
+    _, owner = make.workspace_with_owner()
+    assert (
+        client.post("/login", data={"email": owner.email, "password": PASSWORD}).status_code == 302
+    )
+    client.post("/logout")
+    stranger = app.test_client()
+    assert _wrong_guesses(stranger, owner.email, 11)[-1] == 429
+    assert (
+        client.post("/login", data={"email": owner.email, "password": PASSWORD}).status_code == 302
+    )
+    assert client.get("/").status_code == 200
+    new_browser = app.test_client()  # never signed in here: the lock holds
+    assert (
+        new_browser.post("/login", data={"email": owner.email, "password": PASSWORD}).status_code
+        == 429
+    )
+
+
+def test_the_lockout_page_says_how_long_to_wait_in_the_readers_language(app, make):
+    _, owner = make.workspace_with_owner()
+    _wrong_guesses(app.test_client(), owner.email, 10)
+    browser = app.test_client()
+    refused = browser.post("/login", data={"email": owner.email, "password": PASSWORD})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert "<h1>429</h1>" in refused.text and "Try again in 15 minutes." in refused.text
+    browser.post("/account/language", data={"language": "ru"})
+    russian = browser.post("/login", data={"email": owner.email, "password": PASSWORD})
+    assert russian.status_code == 429 and "Попробуйте снова через 15 минут." in russian.text

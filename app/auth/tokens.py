@@ -1,4 +1,6 @@
-"""Signed, expiring tokens for emailed links."""
+"""Signed, expiring tokens for emailed links and for browsers that signed in before."""
+
+import hashlib
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -7,6 +9,7 @@ from app.models import Invitation, User
 
 INVITATION_MAX_AGE = 7 * 24 * 3600
 RESET_MAX_AGE = 3600
+DEVICE_MAX_AGE = 365 * 24 * 3600
 
 
 def _serializer(salt: str) -> URLSafeTimedSerializer:
@@ -37,3 +40,24 @@ def read_password_reset_token(token: str) -> tuple[int, str] | None:
     except BadSignature:
         return None
     return data["u"], data["h"]
+
+
+def _email_fingerprint(email: str) -> str:
+    # The cookie names the account without showing its address.
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+
+
+def device_token(email: str) -> str:
+    """Given to a browser after a correct password: "this browser signed in as email"."""
+    return _serializer("device").dumps({"e": _email_fingerprint(email)})
+
+
+def device_signed_in_as(token: str | None, email: str) -> bool:
+    """Whether ``token`` is a device token (not expired) of the account ``email``."""
+    if not token:
+        return False
+    try:
+        data = _serializer("device").loads(token, max_age=DEVICE_MAX_AGE)
+    except BadSignature:
+        return False
+    return isinstance(data, dict) and data.get("e") == _email_fingerprint(email)

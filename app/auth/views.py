@@ -1,6 +1,16 @@
 """Signup, login, logout, password reset, invitations and one's own account."""
 
-from flask import abort, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_login import current_user, login_required, login_user, logout_user
 from wtforms.validators import DataRequired
@@ -22,9 +32,37 @@ from app.i18n import current_language
 from app.models import Tenant, User
 from app.workspace.services import WorkspaceError, find_user_by_email
 
+DEVICE_COOKIE = "conveyor_device"
+
 
 def _account_key() -> str:
     return "account:" + (request.form.get("email") or "").strip().lower()
+
+
+def _login_failed(_response) -> bool:
+    """Only wrong passwords count against the limits: signing in often is no attack."""
+    return bool(g.get("login_failed"))
+
+
+def _signed_in_here_before() -> bool:
+    """This browser once signed in to the account it names: guessing elsewhere
+    must not lock its owner out."""
+    return tokens.device_signed_in_as(
+        request.cookies.get(DEVICE_COOKIE), request.form.get("email") or ""
+    )
+
+
+def _remember_device(response, user: User):
+    config = current_app.config
+    response.set_cookie(
+        DEVICE_COOKIE,
+        tokens.device_token(user.email),
+        max_age=tokens.DEVICE_MAX_AGE,
+        httponly=True,
+        secure=config["SESSION_COOKIE_SECURE"],
+        samesite="Lax",
+    )
+    return response
 
 
 def _safe_next(default: str, target: str | None = None) -> str:
@@ -79,8 +117,14 @@ def signup():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit("20/minute", methods=["POST"])
-@limiter.limit("10/15 minutes", methods=["POST"], key_func=_account_key)
+@limiter.limit("20/minute", methods=["POST"], deduct_when=_login_failed)
+@limiter.limit(
+    "10/15 minutes",
+    methods=["POST"],
+    key_func=_account_key,
+    deduct_when=_login_failed,
+    exempt_when=_signed_in_here_before,
+)
 def login():
     if current_user.is_authenticated and g.get("membership"):
         return redirect(url_for("main.dashboard"))
@@ -90,9 +134,10 @@ def login():
         if user is None or not services.can_sign_in(user):
             # One message for every failure: no hint whether the email exists.
             form.password.errors = [_("Wrong email or password, or no active workspace.")]
+            g.login_failed = True
         else:
             _start_session(user, remember=form.remember.data)
-            return redirect_to(_safe_next(url_for("main.dashboard")))
+            return _remember_device(redirect_to(_safe_next(url_for("main.dashboard"))), user)
     return render("auth/login.html", "auth/_login_form.html", form=form)
 
 
