@@ -112,3 +112,32 @@ def test_a_forged_board_cursor_is_a_bad_request_not_a_crash(client, login, make)
     assert client.get(more + "2030-01-01T00:00:00|9").status_code == 400  # no offset
     assert client.get(more + "2030-01-01T00:00:00%2B00:00|99999999999999999999").status_code == 400
     assert client.get(more + "2030-01-01T00:00:00%2B00:00|9").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "start=0002-01-01&end=9998-12-31",
+        "start=2026-01-01&end=9999-12-31",
+        "start=0001-01-01&end=0001-01-01",
+    ],
+)
+def test_impossible_radar_dates_are_refused_next_to_the_field(client, login, make, query):
+    _, owner = make.workspace_with_owner()
+    login(owner.email)
+    page = client.get(f"/radar?{query}")
+    assert page.status_code == 200
+    assert 'id="period-error"' in page.text and "between 2000-01-01 and" in page.text
+    assert client.get(f"/radar/sources.csv?table=trend&{query}").status_code == 200
+    assert client.get(f"/radar/funnel?{query}").status_code == 200
+
+
+def test_a_radar_range_longer_than_two_years_is_shortened_and_says_so(client, login, make):
+    _, owner = make.workspace_with_owner()
+    login(owner.email)
+    page = client.get("/radar?start=2015-01-01&end=2026-06-30")
+    assert page.status_code == 200 and 'id="period-error"' in page.text
+    assert "two years at most" in page.text
+    assert 'name="start" value="2024-07-01"' in page.text
+    trend = _csv_rows(client.get("/radar/sources.csv?table=trend&start=2015-01-01&end=2026-06-30"))
+    assert len(trend) - 1 <= 105  # weekly buckets over two years

@@ -18,6 +18,10 @@ from app.radar import bp, conflicts, funnel, stats
 from app.tenancy import ALL_TENANTS, get_for_tenant_or_404
 
 PERIODS = (7, 30, 90)
+# A custom period: at most two years (about 105 weekly trend points), within dates a
+# workspace can have leads on. Longer spans cost seconds per request and help nobody.
+MAX_PERIOD_DAYS = 730
+EARLIEST_DAY = date(2000, 1, 1)
 
 
 def _period() -> tuple[datetime, datetime, dict]:
@@ -34,9 +38,21 @@ def _period() -> tuple[datetime, datetime, dict]:
         first, last = today - timedelta(days=days - 1), today
     if last < first:
         first, last = last, first
+    error = None
+    latest = date(today.year + 1, 12, 31)
+    if first < EARLIEST_DAY or last > latest:
+        error = _(
+            "Pick dates between %(earliest)s and %(latest)s.",
+            earliest=EARLIEST_DAY.isoformat(),
+            latest=latest.isoformat(),
+        )
+        days, first, last = 30, today - timedelta(days=29), today
+    elif (last - first).days >= MAX_PERIOD_DAYS:
+        error = _("A period is two years at most: this one now starts two years before its end.")
+        first = last - timedelta(days=MAX_PERIOD_DAYS - 1)
     start = datetime.combine(first, time(), zone).astimezone(UTC)
     end = datetime.combine(last + timedelta(days=1), time(), zone).astimezone(UTC)
-    return start, end, {"days": days, "first": first, "last": last}
+    return start, end, {"days": days, "first": first, "last": last, "error": error}
 
 
 def _trend_source() -> Source | None:
