@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import ImportJob, ImportRejection, ImportStatus, Role, Stage
+from app.models import ImportJob, ImportRejection, ImportStatus, Invitation, Role, Stage
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -141,3 +141,46 @@ def test_a_radar_range_longer_than_two_years_is_shortened_and_says_so(client, lo
     assert 'name="start" value="2024-07-01"' in page.text
     trend = _csv_rows(client.get("/radar/sources.csv?table=trend&start=2015-01-01&end=2026-06-30"))
     assert len(trend) - 1 <= 105  # weekly buckets over two years
+
+
+def _invite(client, email, role="closer"):
+    return client.post("/team/invitations", data={"email": email, "role": role})
+
+
+def test_invitations_and_resends_are_limited_per_inviter_and_per_workspace(
+    app, client, login, make
+):
+    tenant, owner = make.workspace_with_owner()
+    login(owner.email)
+    answers = [_invite(client, f"p{i}@example.com").status_code for i in range(11)]
+    assert answers == [302] * 10 + [429]
+    invitation = db.session.scalar(sa.select(Invitation).where(Invitation.tenant_id == tenant.id))
+    assert client.post(f"/team/invitations/{invitation.id}/resend").status_code == 429
+    for other in (make.member(tenant, Role.OWNER) for _ in range(2)):
+        other_owner = app.test_client()
+        login(other.email, test_client=other_owner)
+        for i in range(10):
+            _invite(other_owner, f"{other.id}.{i}@example.com")
+    sent = db.session.scalar(
+        sa.select(sa.func.count(Invitation.id)).where(Invitation.tenant_id == tenant.id)
+    )
+    assert 18 <= sent <= 20  # 20 attempts an hour per workspace, refused ones included
+    unrelated, unrelated_owner = make.workspace_with_owner()
+    elsewhere = app.test_client()
+    login(unrelated_owner.email, test_client=elsewhere)
+    assert _invite(elsewhere, "s@example.com").status_code == 302
+
+
+def test_an_invitation_says_who_invites_from_which_workspace_and_quotes_its_name(
+    client, login, make, run_jobs, mailbox
+):
+    spam = "ACCOUNT SUSPENDED - restore at http://evil.example/restore now"
+    tenant, owner = make.workspace_with_owner(name=spam)
+    login(owner.email)
+    _invite(client, "target@example.com")
+    run_jobs()
+    [message] = mailbox.to("target@example.com")
+    assert message["Subject"].startswith("Invitation to the workspace “ACCOUNT SUSPENDED")
+    assert "evil.example" not in message["Subject"] and "”" in message["Subject"]
+    text = mailbox.text(message)
+    assert f"{owner.name} ({owner.email}) invites you to join the workspace “{spam}”" in text

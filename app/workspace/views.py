@@ -6,7 +6,7 @@ from flask import abort, flash, g, request, session, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from app.extensions import db
+from app.extensions import db, limiter
 from app.htmx import redirect_to, render
 from app.models import Invitation, Membership, Role, Stage
 from app.policy import requires
@@ -42,6 +42,25 @@ def settings():
     )
 
 
+def _inviter_key() -> str:
+    return f"inviter:{getattr(current_user, 'id', None)}"
+
+
+def _workspace_key() -> str:
+    # The session's workspace: the rate limit is checked before g.tenant is loaded.
+    return f"workspace:{session.get('tenant_id')}"
+
+
+# Invitation emails go to any address someone types: sent and resent together, at most
+# 10 an hour by one person and 20 an hour from one workspace, so Conveyor is no relay.
+invitations_by_inviter = limiter.shared_limit(
+    "10/hour", scope="invitations-by-inviter", key_func=_inviter_key
+)
+invitations_by_workspace = limiter.shared_limit(
+    "20/hour", scope="invitations-by-workspace", key_func=_workspace_key
+)
+
+
 def _team_page(invite_form: InviteForm, status: int = 200):
     return render(
         "workspace/team.html",
@@ -61,6 +80,8 @@ def team():
 
 
 @bp.route("/team/invitations", methods=["POST"])
+@invitations_by_inviter
+@invitations_by_workspace
 @requires("team.manage")
 def invite():
     form = InviteForm()
@@ -76,6 +97,8 @@ def invite():
 
 
 @bp.route("/team/invitations/<int:invitation_id>/resend", methods=["POST"])
+@invitations_by_inviter
+@invitations_by_workspace
 @requires("team.manage")
 def resend_invitation(invitation_id: int):
     invitation = get_for_tenant_or_404(Invitation, invitation_id)
