@@ -251,13 +251,20 @@ def test_an_invitation_from_a_russian_workspace_is_written_in_russian(
 
     assert run_jobs() == 1
     [message] = mailbox.to("new.closer@example.com")
-    assert message["Subject"] == ru("You are invited to %(name)s on Conveyor", name="Пекарня")
+    assert message["Subject"] == ru(
+        "Invitation to the workspace “%(name)s” on Conveyor", name="Пекарня"
+    )
 
     assert message.is_multipart()
     parts = {part.get_content_type() for part in message.walk() if not part.is_multipart()}
     assert {"text/plain", "text/html"} <= parts
 
-    invites = ru("%(inviter)s invites you to join %(name)s.", inviter=owner.name, name="Пекарня")
+    invites = ru(
+        "%(inviter)s (%(email)s) invites you to join the workspace “%(name)s” on Conveyor.",
+        inviter=owner.name,
+        email=owner.email,
+        name="Пекарня",
+    )
     text, html = mailbox.text(message), mailbox.html(message)
     assert invites in text and invites in html
     assert ru("Accept the invitation and choose your password:") in text
@@ -274,7 +281,9 @@ def test_a_long_russian_subject_keeps_every_space(client, make, login, run_jobs,
     _invite(client)
     run_jobs()
     [message] = mailbox.to("new.closer@example.com")
-    assert message["Subject"] == ru("You are invited to %(name)s on Conveyor", name=tenant.name)
+    assert message["Subject"] == ru(
+        "Invitation to the workspace “%(name)s” on Conveyor", name=tenant.name
+    )
 
 
 def test_a_password_reset_reaches_a_member_of_a_russian_workspace_in_russian(
