@@ -14,7 +14,6 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import load_only
 
 from app import clock
-from app.billing.access import is_read_only
 from app.builder.leads import LeadDraft, build_leads, lock_workspace
 from app.extensions import db
 from app.intake import fields as intake_fields
@@ -44,6 +43,7 @@ def build_pending(batch_size: int = BATCH_SIZE) -> int:
                 InboxItem.received_at,
                 InboxItem.receipt,
                 InboxItem.status,
+                InboxItem.flagged,
             )
         )
         .where(InboxItem.status == InboxStatus.PENDING)
@@ -129,7 +129,6 @@ def _drafts(tenant_id: int, items: list[InboxItem]) -> list[LeadDraft | None]:
             .execution_options(**ALL_TENANTS)
         )
     }
-    read_only = is_read_only(tenant_id)
     drafts = []
     for item in items:
         fields = dict(item.fields or {})
@@ -154,7 +153,7 @@ def _drafts(tenant_id: int, items: list[InboxItem]) -> list[LeadDraft | None]:
                 extra=values.get("extra") or {},
                 source_id=source.id,
                 source_name=source.name,
-                flagged=not source.active or read_only,
+                flagged=item.flagged,
                 arrived_at=item.received_at,
             )
         )

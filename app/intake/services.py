@@ -20,6 +20,7 @@ from limits import parse as parse_limit
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.orm import contains_eager
 
+from app.billing.access import is_read_only
 from app.builder.wake import wake
 from app.extensions import db, limiter
 from app.intake import fields as intake_fields
@@ -290,6 +291,7 @@ def _accept(source: Source, item: InboxItem, data: dict, keys: list[str]) -> Int
         return _duplicate(item, seen)
     item.status = InboxStatus.PENDING
     item.receipt = receipt
+    item.flagged = not source.active or is_read_only(source.tenant_id)
     return IntakeResult(202, {"id": receipt, "status": "accepted"}, item)
 
 

@@ -47,6 +47,9 @@ class InboxItem(TenantScoped, Base):
     # What the sender was answered for an accepted post (and its repeats): opaque and
     # random, so it tells nothing about other posts or workspaces.
     receipt: Mapped[str | None] = mapped_column(sa.String(32), index=True)
+    # Accepted while its source was paused or the workspace's billing had lapsed: the lead
+    # it becomes is flagged, whenever the builder gets to it.
+    flagged: Mapped[bool] = mapped_column(default=False)
 
     source: Mapped[Source] = relationship()
     lead: Mapped[Lead | None] = relationship()

@@ -21,12 +21,16 @@ down_revision = "0010_contact_lookup_indexes"
 branch_labels = None
 depends_on = None
 
-NEW_RECEIPT = "'r' || replace(gen_random_uuid()::text, '-', '')"
+NEW_RECEIPT = "'r' || left(replace(gen_random_uuid()::text, '-', ''), 30)"
 
 
 def upgrade():
     with op.batch_alter_table("inbox_item", schema=None) as batch_op:
         batch_op.add_column(sa.Column("receipt", sa.String(length=32), nullable=True))
+        batch_op.add_column(
+            sa.Column("flagged", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
+        batch_op.alter_column("flagged", server_default=None)
     op.execute(f"UPDATE inbox_item SET receipt = {NEW_RECEIPT} WHERE status = 'accepted'")
     op.execute(
         "UPDATE inbox_item AS d SET receipt = a.receipt FROM inbox_item AS a "
@@ -66,8 +70,11 @@ def downgrade():
     )
     with op.batch_alter_table("intake_key", schema=None) as batch_op:
         batch_op.drop_column("receipt")
-    op.execute("UPDATE inbox_item SET status = 'accepted' WHERE status = 'pending'")
+    op.execute(
+        "UPDATE inbox_item SET status = 'rejected', reason = 'not_built' WHERE status = 'pending'"
+    )
     with op.batch_alter_table("inbox_item", schema=None) as batch_op:
         batch_op.drop_index("ix_inbox_item_pending", postgresql_where=sa.text("status = 'pending'"))
         batch_op.drop_index(batch_op.f("ix_inbox_item_receipt"))
+        batch_op.drop_column("flagged")
         batch_op.drop_column("receipt")
