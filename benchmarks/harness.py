@@ -313,6 +313,46 @@ def set_up_workspace(env: dict, lead_generators: int = 2, rate_limit: int = 10_0
     }
 
 
+def make_app(env: dict):
+    """The app in this process, reading the same environment as its servers (for the
+    services a scenario calls directly: an upload, seeding through the builder)."""
+    os.environ.update(env)
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from app import create_app
+
+    return create_app()
+
+
+def sign_in(port: int, email: str):
+    """A ``requests`` session signed in to the app on ``port`` through its login form.
+
+    Production cookies are ``Secure``; on plain loopback HTTP the session sends them all
+    the same."""
+    import re
+
+    import requests
+
+    session = requests.Session()
+    base = f"http://{HOST}:{port}"
+
+    def page(method: str, path: str, **kwargs):
+        answer = session.request(method, base + path, timeout=30, **kwargs)
+        for cookie in session.cookies:
+            cookie.secure = False
+        return answer
+
+    form = page("GET", "/login").text
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form).group(1)
+    answer = page(
+        "POST", "/login", data={"email": email, "password": PASSWORD, "csrf_token": token}
+    )
+    if answer.url.endswith("/login"):
+        raise RuntimeError(f"could not sign in as {email}: {answer.status_code}")
+    session.page = page
+    return session
+
+
 class Proc:
     """A server or worker in its own process group; its output in a log file."""
 
@@ -454,14 +494,16 @@ def send(
     seconds: float = 300,
     retries: int = 0,
     timeout: float = 30,
+    answers: list[Answer] | None = None,
 ) -> tuple[list[Answer], float]:
     """Send every request (at ``rate`` a second when given), ``concurrency`` at a time.
 
     With ``retries``, a 503 or a transport error is sent again (the same request,
     after the ``Retry-After`` it names, at most a second). Returns the answers, in the
-    requests' order, and the wall time from the first send to the last answer.
+    requests' order (in ``answers`` when given, filled in as they come), and the wall
+    time from the first send to the last answer.
     """
-    answers = [Answer(r) for r in requests]
+    answers = [Answer(r) for r in requests] if answers is None else answers
     todo: queue.SimpleQueue = queue.SimpleQueue()
     for index in range(len(requests)):
         todo.put(index)
