@@ -26,6 +26,7 @@ LABELS = {
     },
     "inbox_status": {
         "received": _l("received"),
+        "pending": _l("waiting to become a lead"),
         "accepted": _l("accepted"),
         "duplicate": _l("duplicate"),
         "rejected": _l("rejected"),
@@ -60,6 +61,7 @@ LABELS = {
         "invalid_fields": _l("missing or invalid fields"),
         "rate_limited": _l("over the rate limit"),
         "bot": _l("a bot (honeypot or too fast)"),
+        "build_failed": _l("could not become a lead"),
     },
 }
 

@@ -228,12 +228,15 @@ def test_the_owner_works_through_conflicts_and_sees_the_month(client, login, mak
     assert "Partner" in re.search(r'id="by-source">(.*?)</table>', monthly, re.S).group(1)
 
 
-def test_pausing_from_the_alert_keeps_capturing_but_stops_the_payout(client, login, make, radar):
+def test_pausing_from_the_alert_keeps_capturing_but_stops_the_payout(
+    client, login, make, radar, run_jobs
+):
     tenant, owner, generator, partner = radar
     login(owner.email)
     client.post(f"/sources/{partner.id}/pause")
     answer = client.post(f"/in/{partner.intake_token}", json={"email": "late@example.com"})
-    assert answer.status_code == 201
+    assert answer.status_code == 202
+    run_jobs()
     page = client.get("/radar?days=7").text
     row = re.search(rf'id="figures-{partner.id}">(.*?)</tr>', page, re.S).group(1)
     assert "paused" in row and "<td>1</td>" in row

@@ -176,7 +176,7 @@ def inbox_item(item_id: int):
                     else:
                         flash(message, "error")
             else:
-                flash(_("Re-processed into a lead."), "success")
+                flash(_("Accepted: it joins the board in a moment."), "success")
                 return redirect_to(url_for("sources.inbox_item", item_id=item.id))
     return render(
         "sources/inbox_item.html",

@@ -1,0 +1,118 @@
+"""The one lead builder: several at once build each post once; a bad row waits alone."""
+
+import threading
+from collections import Counter
+
+import sqlalchemy as sa
+
+from app.builder import inbox
+from app.extensions import db
+from app.models import Contact, InboxItem, InboxStatus, Lead, Role
+from app.sources import services as sources
+
+ALL = {"all_tenants": True}
+
+
+def _all(model, *where):
+    return db.session.scalars(sa.select(model).where(*where).execution_options(**ALL)).all()
+
+
+def test_two_builders_at_once_build_each_post_once(app, client, make):
+    workspaces = []
+    for name in ("North", "South"):
+        tenant, _ = make.workspace_with_owner(name=name)
+        generators = [make.member(tenant, Role.LEAD_GENERATOR) for _ in range(2)]
+        source = sources.create_source(tenant, "Site", "site_form")
+        workspaces.append((tenant, generators, source))
+    for i in range(30):
+        for _, _, source in workspaces:
+            # Ten people, each posting three times (no keys): three leads on one contact.
+            answer = client.post(f"/in/{source.intake_token}", json={"email": f"p{i % 10}@x.org"})
+            assert answer.status_code == 202
+    start = threading.Barrier(4)
+    errors = []
+
+    def builder():
+        with app.app_context():
+            start.wait(10)
+            try:
+                while inbox.build_pending(batch_size=4):
+                    pass
+            except Exception as error:  # noqa: BLE001 - reported below
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=builder) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    items = _all(InboxItem)
+    assert len(items) == 60 and {item.status for item in items} == {InboxStatus.ACCEPTED}
+    assert len({item.lead_id for item in items}) == 60  # each post one lead, none twice
+    for tenant, generators, _ in workspaces:
+        leads = _all(Lead, Lead.tenant_id == tenant.id)
+        assert len(leads) == 30
+        assert len(_all(Contact, Contact.tenant_id == tenant.id)) == 10
+        assert Counter(lead.owner_id for lead in leads) == {g.id: 15 for g in generators}
+
+
+def test_a_row_that_fails_stays_in_the_inbox_with_its_reason_and_the_rest_are_built(
+    client, make, login, run_jobs
+):
+    tenant, owner = make.workspace_with_owner()
+    source = sources.create_source(tenant, "Site", "site_form")
+    answers = [
+        client.post(
+            f"/in/{source.intake_token}",
+            json={"name": name, "email": f"{name.lower()}@example.com"},
+            headers={"Idempotency-Key": name},
+        )
+        for name in ("Ann", "Ben", "Cy")
+    ]
+    assert [answer.status_code for answer in answers] == [202] * 3
+    # Ben's stored fields hold what PostgreSQL cannot keep in a text column.
+    db.session.execute(
+        sa.text(
+            "UPDATE inbox_item SET fields = "
+            """'{"name": "Be\\u0000n", "email": "ben@example.com", "extra": {}}'::json """
+            "WHERE receipt = :receipt"
+        ),
+        {"receipt": answers[1].json["id"]},
+    )
+    db.session.commit()
+    run_jobs()
+    ann, ben, cy = (
+        db.session.scalar(
+            sa.select(InboxItem)
+            .where(InboxItem.receipt == answer.json["id"])
+            .execution_options(**ALL)
+        )
+        for answer in answers
+    )
+    assert ann.status == cy.status == InboxStatus.ACCEPTED and ann.lead_id and cy.lead_id
+    assert ben.status == InboxStatus.REJECTED and ben.reason == "build_failed"
+    assert ben.lead_id is None and ben.errors["lead"]
+    assert {lead.contact.name for lead in _all(Lead)} == {"Ann", "Cy"}
+
+    # The owner sees why, corrects the name and re-processes it: the builder makes the lead.
+    login(owner.email)
+    page = client.get(f"/inbox/{ben.id}").text
+    assert "could not become a lead" in page and "Re-process into a lead" in page
+    fixed = client.post(f"/inbox/{ben.id}", data={"name": "Ben", "email": "ben@example.com"})
+    assert fixed.status_code == 302
+    run_jobs()
+    db.session.refresh(ben)
+    assert ben.status == InboxStatus.ACCEPTED and ben.lead.contact.name == "Ben"
+    # Its sender's retry is still the same receipt, and no second lead.
+    again = client.post(
+        f"/in/{source.intake_token}",
+        json={"name": "Ben", "email": "ben@example.com"},
+        headers={"Idempotency-Key": "Ben"},
+    )
+    assert again.json == {"id": answers[1].json["id"], "status": "duplicate"}
+    run_jobs()
+    assert len(_all(Lead)) == 3
+    assert "Ben" in client.get("/board").text
