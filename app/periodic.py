@@ -37,6 +37,8 @@ class PeriodicJob:
 
 JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("engine-tick", timedelta(minutes=1), "app.tasks.engine.tick"),
+    # Posts wake the lead builder as they arrive; this builds what waited while no worker ran.
+    PeriodicJob("build-leads", timedelta(minutes=1), "app.tasks.leads.build_leads"),
     PeriodicJob(
         "billing-check",
         timedelta(days=1),

@@ -84,6 +84,8 @@ def test_the_list_names_the_engine_tick_every_minute_and_billing_daily():
     assert by_name["engine-tick"].func == "app.tasks.engine.tick"
     assert by_name["billing-check"].every == timedelta(days=1)
     assert by_name["billing-check"].func == "app.tasks.billing.check_trials"
+    assert by_name["build-leads"].every == timedelta(minutes=1)
+    assert by_name["build-leads"].func == "app.tasks.leads.build_leads"
     assert len(by_name) == len(periodic.JOBS)  # names are unique
 
 
@@ -91,11 +93,16 @@ def test_each_period_is_queued_once_and_again_after_redis_is_flushed(ctx):
     queue = get_queue()
     at = datetime(2026, 11, 24, 10, 0, 5, tzinfo=UTC)
     assert sorted(periodic.enqueue_due(queue, at)) == sorted(
-        [f"periodic-engine-tick-{at.timestamp() // 60:.0f}", "periodic-billing-check-20781"]
+        [
+            f"periodic-engine-tick-{at.timestamp() // 60:.0f}",
+            f"periodic-build-leads-{at.timestamp() // 60:.0f}",
+            "periodic-billing-check-20781",
+        ]
     )
     assert periodic.enqueue_due(queue, at + timedelta(seconds=30)) == []  # same minute, same day
     later = at + timedelta(minutes=2)
-    assert periodic.enqueue_due(queue, later) == [periodic.JOBS[0].job_id(later)]  # a new minute
+    every_minute = [job for job in periodic.JOBS if job.every == timedelta(minutes=1)]
+    assert periodic.enqueue_due(queue, later) == [job.job_id(later) for job in every_minute]
     get_redis().flushdb()  # Redis lost everything: the current periods are queued again
     assert len(periodic.enqueue_due(queue, later)) == len(periodic.JOBS)
     assert queue.count == len(periodic.JOBS)
