@@ -66,7 +66,28 @@ def live_server(app):
 
 
 @pytest.fixture
-def new_page(browser, live_server):
+def lead_builder(app):
+    """The worker's lead builder, run in the background as posts arrive (every 0.2 s)."""
+    from app.extensions import db
+    from app.tasks.leads import build_leads
+
+    stop = threading.Event()
+
+    def run():
+        with app.app_context():
+            while not stop.wait(0.2):
+                build_leads()
+                db.session.remove()
+
+    thread = threading.Thread(target=run, name="lead-builder", daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def new_page(browser, live_server, lead_builder):
     """Factory: a page in a fresh browser context (its own cookies) with the CDN blocked.
 
     ``new_page(locale="ru-RU")`` sets the browser's language (Accept-Language).
