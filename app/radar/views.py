@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import Response, abort, flash, g, render_template, request, url_for
 from flask_babel import gettext as _
 
-from app import csvfile
+from app import clock, csvfile
 from app.extensions import db, limiter
 from app.htmx import local_path_or, redirect_to, render
 from app.models import Conflict, ConflictKind, ConflictStatus, Lead, LostReason, Source
@@ -27,7 +27,7 @@ EARLIEST_DAY = date(2000, 1, 1)
 def _period() -> tuple[datetime, datetime, dict]:
     """[start, end) in UTC from ?days= or ?start=&end= (workspace dates, end inclusive)."""
     zone = ZoneInfo(g.tenant.timezone)
-    today = datetime.now(zone).date()
+    today = clock.today(g.tenant.timezone)
     try:
         first = date.fromisoformat(request.args["start"])
         last = date.fromisoformat(request.args["end"])
@@ -279,7 +279,7 @@ def conflict(conflict_id: int):
 @bp.route("/conflicts/monthly")
 @requires("radar.view")
 def conflicts_monthly():
-    today = date.today()
+    today = clock.today(g.tenant.timezone)
     year = request.args.get("year", today.year, type=int)
     month = request.args.get("month", today.month, type=int)
     if not (2000 <= year <= 2100 and 1 <= month <= 12):
