@@ -324,6 +324,77 @@ def make_app(env: dict):
     return create_app()
 
 
+def build_leads(
+    app,
+    tenant_id: int,
+    count: int,
+    phase: str = "generation",
+    owner_id: int | None = None,
+    sources: list[tuple[int, str]] = (),
+    spread_days: int = 0,
+    tag: str = "",
+    batch: int = 5000,
+) -> float:
+    """Leads made by the app's one builder (``app.builder.leads.build_leads``), a batch per
+    transaction, as the worker makes them: routed to lead generators unless ``owner_id``
+    (then clients, touched next today). Arrivals spread over ``spread_days``. Seconds."""
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    from app.builder.leads import LeadDraft
+    from app.builder.leads import build_leads as build
+    from app.extensions import db
+    from app.models import Phase
+    from app.pipeline import first_stage
+    from app.tenancy import tenant_scope
+
+    rng, tag, started = random.Random(tenant_id), tag or uuid.uuid4().hex[:6], time.monotonic()
+    with app.app_context(), tenant_scope(tenant_id):
+        stage_id = first_stage(tenant_id, Phase[phase.upper()]).id
+        now = datetime.now(UTC)
+        for first in range(0, count, batch):
+            drafts = []
+            for n in range(first, min(count, first + batch)):
+                source_id, source_name = sources[n % len(sources)] if sources else (None, None)
+                drafts.append(
+                    LeadDraft(
+                        name=f"Person {n}",
+                        email=f"p{n}.{tag}@seed.example.com",
+                        phone=f"+1212{n % 10_000_000:07d}",
+                        company=f"Company {n % 4999}",
+                        budget=str(rng.randrange(1, 500) * 100),
+                        source_id=source_id,
+                        source_name=source_name,
+                        owner_id=owner_id,
+                        arrived_at=now - timedelta(seconds=rng.uniform(0, spread_days * 86400)),
+                        next_touch_on=now.date() if owner_id else None,
+                    )
+                )
+            build(tenant_id, drafts, stage_id, route=owner_id is None, now=now)
+            db.session.commit()
+        db.session.remove()
+    return time.monotonic() - started
+
+
+def analyze(database: str) -> None:
+    """Fresh planner statistics after seeding (autovacuum would do it a little later)."""
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+
+
+def time_pages(get, paths: list[str], count: int, warmup: int = 5) -> list[float]:
+    """Milliseconds per ``get(path)``, one at a time, the paths in turn (after a warm-up)."""
+    ms = []
+    for n in range(warmup + count):
+        started = time.perf_counter()
+        answer = get(paths[n % len(paths)])
+        if answer.status_code != 200:
+            raise RuntimeError(f"GET {paths[n % len(paths)]}: {answer.status_code}")
+        if n >= warmup:
+            ms.append(1000 * (time.perf_counter() - started))
+    return ms
+
+
 def sign_in(port: int, email: str):
     """A ``requests`` session signed in to the app on ``port`` through its login form.
 
@@ -419,7 +490,8 @@ def gunicorn(name: str, app: str, env: dict, logdir: Path, workers: int = 4) -> 
     port = free_port()
     env = {**env, "BASE_URL": f"http://{HOST}:{port}"}
     cmd = [PYTHON, "-m", "gunicorn", "--bind", f"{HOST}:{port}", "--workers", str(workers)]
-    cmd += ["--worker-class", "sync", "--timeout", "30", "--backlog", "2048", app]
+    cmd += ["--worker-class", "sync", "--timeout", "30", "--backlog", "2048", "--no-control-socket"]
+    cmd += [app]
     return Proc(name, cmd, env, logdir, port)
 
 
