@@ -536,10 +536,10 @@ ROWS = [
         "intake.receive",
         POST,
         EVERYONE,
-        json_answer(201),
+        json_answer(202),
         _intake_address,
         payload={"name": "Anna", "email": "anna@example.com"},
-        public=json_answer(201),
+        public=json_answer(202),
         forged=json_answer(404),
     ),
     Row(

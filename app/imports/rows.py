@@ -45,14 +45,6 @@ class JudgedRow:
     def ok(self) -> bool:
         return not self.reasons
 
-    @property
-    def contact_name(self) -> str:
-        return self.values.get("name") or self.email or self.phone or "?"
-
-    @property
-    def title(self) -> str:
-        return (self.values.get("company") or self.contact_name)[:200]
-
 
 @lru_cache(maxsize=4096)
 def parse_date(text: str) -> date | None:

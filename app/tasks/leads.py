@@ -9,13 +9,16 @@ RUN_SECONDS = 60
 
 
 def build_leads() -> int:
-    """Build every pending post into its lead; safe to run at once, twice. The number built."""
+    """Build every pending post into its lead; safe to run at once, twice.
+
+    Returns the number of posts taken (built, or left in the inbox with their reason).
+    """
     wake.starting()
     deadline = time.monotonic() + RUN_SECONDS
-    built = 0
+    taken = 0
     while claimed := inbox.build_pending():
-        built += claimed
+        taken += claimed
         if time.monotonic() > deadline:
             wake.wake()  # more may be waiting: the next run continues
             break
-    return built
+    return taken
