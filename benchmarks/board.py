@@ -9,7 +9,6 @@ so is the bare app's ``/cards`` with the same number of cards the board drew.
     .venv/bin/python benchmarks/board.py [--leads 5000] [--requests 200]
 """
 
-import argparse
 import re
 import sys
 
@@ -20,12 +19,12 @@ TARGET = 3.0
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = h.parser(__doc__)
     parser.add_argument("--leads", type=int, default=5000)
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
     h.log(f"machine busy before the run: {100 * h.machine_busy():.0f} %")
-    with h.workdir("board") as logdir, h.Database("board") as db:
+    with h.workdir("board", args.ref) as logdir, h.Database("board") as db:
         h.flush_redis()
         env = h.app_env(db.dsn)
         workspace = h.set_up_workspace(env)

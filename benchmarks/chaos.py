@@ -19,7 +19,6 @@ exactly one lead, and every post that saw a 503 must have been answered 2xx in t
 Run as root: the private cluster runs as the ``postgres`` user (``runuser``).
 """
 
-import argparse
 import contextlib
 import signal
 import sys
@@ -52,14 +51,14 @@ def kill_mid_batch(proc: h.Proc, db: h.Database, tenant_id: int) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = h.parser(__doc__)
     parser.add_argument("--rate", type=float, default=100, help="posts a second")
     parser.add_argument("--seconds", type=float, default=40)
     parser.add_argument("--down", type=float, default=2, help="seconds each server is down")
     args = parser.parse_args()
     events: list[str] = []
     with (
-        h.workdir("chaos") as root,
+        h.workdir("chaos", args.ref) as root,
         h.PrivatePostgres(root) as pg,
         h.PrivateRedis(root) as redis,
         h.Database("chaos", pg.dsn) as db,

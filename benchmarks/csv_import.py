@@ -10,7 +10,6 @@ baseline is ``COPY`` of the same file into a bare table, in the same round.
     .venv/bin/python benchmarks/csv_import.py [--rounds 5] [--rows 100000]
 """
 
-import argparse
 import csv
 import io
 import sys
@@ -122,14 +121,14 @@ def one_round(number: int, args, content: bytes, logdir) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = h.parser(__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=600, help="bound on one import")
     args = parser.parse_args()
     content = make_csv(args.rows)
     h.log(f"{len(content) / 1e6:.1f} MB of CSV; machine busy {100 * h.machine_busy():.0f} %")
-    with h.workdir("csv") as logdir:
+    with h.workdir("csv", args.ref) as logdir:
         rounds = [one_round(n, args, content, logdir) for n in range(1, args.rounds + 1)]
     rate = h.median(r["rate"] for r in rounds)
     copy_rate = h.median(r["copy"] for r in rounds)

@@ -11,7 +11,6 @@ the day, the second must write nothing (unique keys).
     .venv/bin/python benchmarks/digest.py [--workspaces 200] [--clients 500]
 """
 
-import argparse
 import json
 import subprocess
 import sys
@@ -61,13 +60,13 @@ def seed(env: dict, workspaces: int, clients: int, hour: int) -> list[int]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = h.parser(__doc__)
     parser.add_argument("--workspaces", type=int, default=200)
     parser.add_argument("--clients", type=int, default=500, help="per workspace")
     args = parser.parse_args()
     now = datetime.now(UTC).replace(minute=0, second=30, microsecond=0)
     h.log(f"machine busy before the run: {100 * h.machine_busy():.0f} %")
-    with h.Database("digest") as db:
+    with h.workdir("digest", args.ref), h.Database("digest") as db:
         env = h.app_env(db.dsn)
         h.flask(env, "db", "upgrade")
         seed(env, args.workspaces, args.clients, now.hour)
@@ -75,7 +74,7 @@ def main() -> int:
         done = subprocess.run(
             [h.PYTHON, "-c", TICK, now.isoformat()],
             env=env,
-            cwd=h.REPO,
+            cwd=h.APP_DIR,
             capture_output=True,
             text=True,
             timeout=600,

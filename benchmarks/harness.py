@@ -18,6 +18,7 @@ up databases and counts what the app wrote.
 
 import contextlib
 import http.client
+import io
 import json
 import os
 import queue
@@ -38,16 +39,58 @@ import psycopg
 from psycopg import sql
 
 REPO = Path(__file__).resolve().parent.parent
+MEASURED = "the working tree"
+APP_DIR = REPO  # where the app under test is run from (``use_ref`` unpacks a commit)
 HOST = "127.0.0.1"
 PG_DSN = f"postgresql://postgres@{HOST}:5432/postgres"
 REDIS_URL = f"redis://{HOST}:6379/11"  # a spare db of the machine's Redis, flushed per run
 PYTHON = str(REPO / ".venv" / "bin" / "python")
 SECRET_KEY = "benchmark-" + uuid.uuid4().hex
 PASSWORD = "bench-Pa55word-2026"
+# A SIGTERM ends a run like Ctrl-C: its servers stopped, its databases dropped.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 SHARED_NOTE = (
     "The machine (2 cores) is shared with other engineers' test suites: absolute rates move "
     "between runs; ratios are to a baseline measured in the same run."
 )
+
+
+def parser(doc: str):
+    """A scenario's arguments, with ``--ref``: the commit whose app is measured."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument(
+        "--ref",
+        default="HEAD",
+        help="run the app as committed at REF (default HEAD); 'worktree': the working tree",
+    )
+    return parser
+
+
+def use_ref(ref: str, into: Path) -> str:
+    """Run the app from ``ref`` unpacked into ``into`` (others edit the working tree)."""
+    global APP_DIR
+    if ref == "worktree":
+        return "the working tree"
+    import tarfile
+
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--verify", f"{ref}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", commit],
+        capture_output=True,
+        check=True,
+    ).stdout
+    APP_DIR = into / f"conveyor-{commit[:10]}"
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(APP_DIR, filter="data")
+    log(f"the app as committed at {commit[:10]}")
+    return commit[:10]
 
 
 def log(message: str) -> None:
@@ -252,7 +295,7 @@ def flask(env: dict, *words: str) -> dict:
     done = subprocess.run(
         [PYTHON, "-m", "flask", "--app", "wsgi", *words],
         env=env,
-        cwd=REPO,
+        cwd=APP_DIR,
         capture_output=True,
         text=True,
         timeout=300,
@@ -317,8 +360,8 @@ def make_app(env: dict):
     """The app in this process, reading the same environment as its servers (for the
     services a scenario calls directly: an upload, seeding through the builder)."""
     os.environ.update(env)
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
+    if str(APP_DIR) not in sys.path:
+        sys.path.insert(0, str(APP_DIR))
     from app import create_app
 
     return create_app()
@@ -396,7 +439,8 @@ def time_pages(get, paths: list[str], count: int, warmup: int = 5) -> list[float
 
 
 def sign_in(port: int, email: str):
-    """A ``requests`` session signed in to the app on ``port`` through its login form.
+    """A ``requests`` session signed in to the app on ``port`` through its login form;
+    ``session.page(method, path)`` asks the app.
 
     Production cookies are ``Secure``; on plain loopback HTTP the session sends them all
     the same."""
@@ -408,18 +452,22 @@ def sign_in(port: int, email: str):
     base = f"http://{HOST}:{port}"
 
     def page(method: str, path: str, **kwargs):
-        answer = session.request(method, base + path, timeout=30, **kwargs)
-        for cookie in session.cookies:
-            cookie.secure = False
-        return answer
+        for _ in range(5):  # redirects followed here, with the cookies each one set
+            answer = session.request(
+                method, base + path, timeout=60, allow_redirects=False, **kwargs
+            )
+            for cookie in session.cookies:
+                cookie.secure = False
+            if not answer.is_redirect:
+                return answer
+            method, path, kwargs = "GET", answer.headers["Location"].removeprefix(base), {}
+        raise RuntimeError(f"too many redirects from {path}")
 
     form = page("GET", "/login").text
     token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form).group(1)
-    answer = page(
-        "POST", "/login", data={"email": email, "password": PASSWORD, "csrf_token": token}
-    )
-    if answer.url.endswith("/login"):
-        raise RuntimeError(f"could not sign in as {email}: {answer.status_code}")
+    page("POST", "/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
+    if "/login" in page("GET", "/board").url:  # the url of the last answer
+        raise RuntimeError(f"could not sign in as {email}")
     session.page = page
     return session
 
@@ -437,7 +485,7 @@ class Proc:
             self.popen = subprocess.Popen(
                 self.cmd,
                 env=self.env,
-                cwd=REPO,
+                cwd=APP_DIR,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -516,11 +564,14 @@ CREATE TABLE IF NOT EXISTS bare_lead (
 
 
 @contextlib.contextmanager
-def workdir(name: str):
-    """A temporary folder for logs and private servers; kept only when the run failed."""
+def workdir(name: str, ref: str = "HEAD"):
+    """A temporary folder for the app at ``ref``, logs and private servers; kept only when
+    the run failed."""
+    global MEASURED
     path = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     path.chmod(0o755)
     try:
+        MEASURED = use_ref(ref, path)
         yield path
     except BaseException:
         log(f"logs kept in {path}")
@@ -824,7 +875,7 @@ def report(figures: list[Figure], notes: list[str] = ()) -> None:
             f"| {f.benchmark} | `{f.command}` | {f.figure} | {f.baseline} | {f.ratio} "
             f"| {f.target} | {met} |"
         )
-    for note in [*notes, SHARED_NOTE]:
+    for note in [*notes, f"The app measured: {MEASURED}.", SHARED_NOTE]:
         print(f"\n- {note}")
     sys.stdout.flush()
 

@@ -13,7 +13,6 @@ lead. The figure is the median of the rounds' ratios.
 builder then shares the two cores with the web workers).
 """
 
-import argparse
 import sys
 
 import harness as h
@@ -91,7 +90,7 @@ def one_round(number: int, args, logdir) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = h.parser(__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--posts", type=int, default=10_000)
     parser.add_argument("--repeat-share", type=float, default=0.1)
@@ -102,7 +101,7 @@ def main() -> int:
     parser.add_argument("--builder-during-load", action="store_true")
     args = parser.parse_args()
     h.log(f"machine busy before the run: {100 * h.machine_busy():.0f} %")
-    with h.workdir("intake") as logdir:
+    with h.workdir("intake", args.ref) as logdir:
         rounds = [one_round(n, args, logdir) for n in range(1, args.rounds + 1)]
     ratio = h.median(r["ratio"] for r in rounds)
     lost = sum(r["check"]["lost"] for r in rounds)

@@ -11,7 +11,6 @@ owner to see that the leads are on it.
     .venv/bin/python benchmarks/post_to_board.py [--rounds 5] [--rate 300] [--seconds 60]
 """
 
-import argparse
 import re
 import sys
 import threading
@@ -121,7 +120,7 @@ def one_round(number: int, args, logdir) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = h.parser(__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--rate", type=float, default=300)
     parser.add_argument("--seconds", type=float, default=60)
@@ -129,7 +128,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
     args = parser.parse_args()
     h.log(f"machine busy before the run: {100 * h.machine_busy():.0f} %")
-    with h.workdir("arrival") as logdir:
+    with h.workdir("arrival", args.ref) as logdir:
         rounds = [one_round(n, args, logdir) for n in range(1, args.rounds + 1)]
     p50 = h.median(r["p50"] for r in rounds)
     p99 = h.median(r["p99"] for r in rounds)

@@ -8,7 +8,6 @@ and each page is timed one at a time for 30 and 90 days.
     .venv/bin/python benchmarks/radar.py [--leads 200000] [--requests 30]
 """
 
-import argparse
 import sys
 
 import harness as h
@@ -18,12 +17,12 @@ PAGES = ("/radar?days=30", "/radar?days=90", "/radar/funnel?days=30", "/radar/fu
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = h.parser(__doc__)
     parser.add_argument("--leads", type=int, default=200_000)
     parser.add_argument("--requests", type=int, default=30, help="per page")
     args = parser.parse_args()
     h.log(f"machine busy before the run: {100 * h.machine_busy():.0f} %")
-    with h.workdir("radar") as logdir, h.Database("radar") as db:
+    with h.workdir("radar", args.ref) as logdir, h.Database("radar") as db:
         h.flush_redis()
         env = h.app_env(db.dsn)
         workspace = h.set_up_workspace(env)
