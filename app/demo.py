@@ -29,11 +29,12 @@ from app.workspace import services as workspace
 
 DEMO_SLUG = "demo"
 DEMO_PASSWORD = "conveyor-demo-2026"
+# The owner first (the workspace is created with them); then a seat for each other role.
 DEMO_TEAM = [
-    ("owner@demo.example.com", "Olivia Owner", Role.OWNER),
-    ("leads@demo.example.com", "Liam Leadgen", Role.LEAD_GENERATOR),
-    ("closer@demo.example.com", "Chloe Closer", Role.CLOSER),
-    ("accounts@demo.example.com", "Aaron Accounts", Role.ACCOUNT_MANAGER),
+    ("owner@demo.example.com", "Olivia Owner", "owner"),
+    ("leads@demo.example.com", "Liam Leadgen", "lead_generator"),
+    ("closer@demo.example.com", "Chloe Closer", "closer"),
+    ("accounts@demo.example.com", "Aaron Accounts", "account_manager"),
 ]
 SOURCES = [
     ("Website form", SourceKind.SITE_FORM, 0),
@@ -108,14 +109,13 @@ def seed() -> dict:
             email, name, DEMO_PASSWORD
         )
         users[role] = user
-    tenant = workspace.create_workspace("Northwind Bakery Supplies", users[Role.OWNER])
+    tenant = workspace.create_workspace("Northwind Bakery Supplies", users["owner"])
     tenant.slug = DEMO_SLUG
     tenant.timezone = "Europe/London"
     tenant.currency = "GBP"
-    for role, user in users.items():
-        if role != Role.OWNER:
-            db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role))
-            user.last_tenant_id = tenant.id
+    for role, user in list(users.items())[1:]:
+        db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=Role(role)))
+        user.last_tenant_id = tenant.id
 
     sources = []
     for name, kind, cost in SOURCES:
@@ -171,9 +171,9 @@ def seed() -> dict:
         db.session.add(contact)
         db.session.flush()
         holder = {
-            Phase.GENERATION: users[Role.LEAD_GENERATOR],
-            Phase.CONVERSION: users[Role.CLOSER],
-            Phase.ACCOUNT: users[Role.ACCOUNT_MANAGER],
+            Phase.GENERATION: users["lead_generator"],
+            Phase.CONVERSION: users["closer"],
+            Phase.ACCOUNT: users["account_manager"],
         }
         qualified = any(
             step.phase != Phase.GENERATION or step.name == "Qualified" for step in history
@@ -246,7 +246,7 @@ def _add_history(tenant, users, rng, now) -> None:
             Touch(
                 tenant_id=tenant.id,
                 lead_id=client.id,
-                actor_id=users[Role.ACCOUNT_MANAGER].id,
+                actor_id=users["account_manager"].id,
                 channel=TouchChannel.CALL,
                 outcome="Happy with the last delivery",
                 happened_at=touched,
@@ -257,7 +257,7 @@ def _add_history(tenant, users, rng, now) -> None:
             Promise(
                 tenant_id=tenant.id,
                 lead_id=clients[0].id,
-                made_by_id=users[Role.CLOSER].id,
+                made_by_id=users["closer"].id,
                 text="Free delivery for the first month",
                 discount_percent=15,
             )
@@ -267,7 +267,7 @@ def _add_history(tenant, users, rng, now) -> None:
                 tenant_id=tenant.id,
                 kind=ConflictKind.PROMISE_BEYOND_AUTHORITY,
                 lead_id=clients[0].id,
-                user_id=users[Role.CLOSER].id,
+                user_id=users["closer"].id,
                 details={
                     "discount_percent": 15,
                     "limit": 10,
@@ -279,7 +279,7 @@ def _add_history(tenant, users, rng, now) -> None:
         Conflict(
             tenant_id=tenant.id,
             kind=ConflictKind.CADENCE_MISSED,
-            user_id=users[Role.ACCOUNT_MANAGER].id,
+            user_id=users["account_manager"].id,
             details={"due": (now.date() - timedelta(days=4)).isoformat()},
         )
     )

@@ -3,6 +3,12 @@
 from flask_babel import lazy_gettext as _l
 
 LABELS = {
+    "role": {
+        "owner": _l("Owner"),
+        "lead_generator": _l("Lead generator"),
+        "closer": _l("Closer"),
+        "account_manager": _l("Account manager"),
+    },
     "lost_reason": {
         "no_problem": _l("No problem to solve"),
         "no_money": _l("No money"),
@@ -10,6 +16,14 @@ LABELS = {
         "unreachable": _l("Unreachable"),
         "junk": _l("Junk or fake"),
         "competitor": _l("Chose a competitor"),
+        "other": _l("Other"),
+    },
+    "churn_reason": {
+        "no_longer_needed": _l("No longer needs it"),
+        "price": _l("The price"),
+        "competitor": _l("Went to a competitor"),
+        "service": _l("Unhappy with the service"),
+        "closed": _l("Closed or moved away"),
         "other": _l("Other"),
     },
     "channel": {

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask import abort, g, has_app_context, session
 from flask_login import current_user
 from sqlalchemy import event
-from sqlalchemy.orm import Session, joinedload, with_loader_criteria
+from sqlalchemy.orm import Session, with_loader_criteria
 
 from app.extensions import db
 from app.models import Membership, Tenant, TenantScoped
@@ -107,20 +107,3 @@ def tenant_scope(tenant_id: int):
         yield tenant
     finally:
         g.tenant, g.tenant_id = previous
-
-
-def active_members(tenant_id: int, role) -> list[Membership]:
-    """The workspace's active seats with this role, oldest first (users loaded)."""
-    return list(
-        db.session.scalars(
-            sa.select(Membership)
-            .where(
-                Membership.tenant_id == tenant_id,
-                Membership.role == role,
-                Membership.active.is_(True),
-            )
-            .options(joinedload(Membership.user))
-            .order_by(Membership.id)
-            .execution_options(**ALL_TENANTS)
-        )
-    )

@@ -590,7 +590,15 @@ ROWS = [
         _deal,
         form={"at": "2030-01-15T10:30"},
     ),
-    Row("conveyor.lose", POST, EVERYONE, REDIRECT, _deal, form={"reason": "no_money"}),
+    # A deal is lost by whoever works on deals; a client is never lost (churned instead).
+    Row(
+        "conveyor.lose",
+        POST,
+        LEAD_GENERATION | CLOSING,
+        REDIRECT,
+        _deal,
+        form={"reason": "no_money"},
+    ),
     Row(
         "conveyor.qualify",
         POST,
@@ -628,6 +636,7 @@ ROWS = [
         form={"reason": "Out of stock until March"},
     ),
     Row("clients.new_sale", POST, ACCOUNTS, REDIRECT, _client),
+    Row("clients.churn", POST, ACCOUNTS, REDIRECT, _client, form={"reason": "price"}),
     Row("conveyor.set_cadence", POST, ACCOUNTS, REDIRECT, _client, form={"cadence_days": "3"}),
     Row("clients.export", GET, OWNER, CSV),
     # Importing a client base: the owner.

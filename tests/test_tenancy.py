@@ -177,6 +177,7 @@ ID_ROUTES = {
     "clients.accept_promise": _promise,
     "clients.flag_promise": _promise,
     "clients.new_sale": _client,
+    "clients.churn": _client,
     "workspace.update_stage": _stage_of,
     "workspace.move_stage": _stage_of,
     "workspace.handover": _member_with_work,

@@ -11,12 +11,12 @@ from app.extensions import db
 from app.models import (
     BillingNotice,
     NoticeKind,
-    Role,
     Subscription,
     SubscriptionStatus,
     utcnow,
 )
-from app.tenancy import ALL_TENANTS, active_members
+from app.policy import members_who
+from app.tenancy import ALL_TENANTS
 
 TRIAL_WARNING = timedelta(days=3)
 
@@ -62,7 +62,7 @@ def release(notice: BillingNotice) -> None:
 
 def owners(tenant_id: int) -> list:
     """The workspace's active owners (users), who receive billing emails."""
-    return [membership.user for membership in active_members(tenant_id, Role.OWNER)]
+    return [membership.user for membership in members_who(tenant_id, "alerts.receive")]
 
 
 def check_trials(now: datetime | None = None) -> int:

@@ -4,37 +4,47 @@ import io
 from datetime import date
 
 import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import joinedload
 
 from app import csvfile
-from app.conveyor.services import assign_to_closer, pick_closer
+from app.conveyor.services import MoveRefused, assign_to_closer, pick_closer, record_event
 from app.extensions import db
-from app.models import Lead, Membership, Phase, Role, Stage, Tenant, User
+from app.models import ChurnReason, EventKind, Lead, Membership, Phase, Stage, Tenant, User, utcnow
 from app.pipeline import first_stage
-from app.policy import scope_leads
+from app.policy import clients_visible_to, users_who
 
 PAGE_SIZE = 50
 
 
-def clients_query(membership: Membership, manager_id: int | None = None):
-    query = scope_leads(
-        sa.select(Lead)
-        .join(Stage, Stage.id == Lead.stage_id)
-        .where(Lead.tenant_id == membership.tenant_id, Stage.phase == Phase.ACCOUNT),
-        membership,
+def clients_query(
+    membership: Membership, manager_id: int | None = None, churned: bool | None = None
+):
+    """The member's clients; ``churned`` True or False keeps only those who stopped
+    buying or only those who still buy (None: both)."""
+    query = (
+        sa.select(Lead).join(Stage, Stage.id == Lead.stage_id).where(clients_visible_to(membership))
     )
     if manager_id:
         query = query.where(Lead.owner_id == manager_id)
+    if churned is not None:
+        query = query.where(Lead.churned_at.is_not(None) if churned else Lead.churned_at.is_(None))
     return query
 
 
-def client_page(membership: Membership, manager_id: int | None, page: int):
-    """Clients by next touch (overdue first), a page at a time."""
+def client_page(membership: Membership, manager_id: int | None, page: int, churned: bool = False):
+    """Clients by next touch (overdue first), a page at a time; churned ones on their own,
+    the latest first."""
+    order = (
+        (Lead.churned_at.desc(), Lead.id)
+        if churned
+        else (Lead.next_touch_on.is_(None), Lead.next_touch_on, Lead.id)
+    )
     rows = list(
         db.session.scalars(
-            clients_query(membership, manager_id)
+            clients_query(membership, manager_id, churned)
             .options(joinedload(Lead.contact), joinedload(Lead.owner))
-            .order_by(Lead.next_touch_on.is_(None), Lead.next_touch_on, Lead.id)
+            .order_by(*order)
             .offset((page - 1) * PAGE_SIZE)
             .limit(PAGE_SIZE + 1)
         ).unique()
@@ -43,14 +53,8 @@ def client_page(membership: Membership, manager_id: int | None, page: int):
 
 
 def account_managers(tenant: Tenant) -> list[User]:
-    return list(
-        db.session.scalars(
-            sa.select(User)
-            .join(Membership, Membership.user_id == User.id)
-            .where(Membership.tenant_id == tenant.id, Membership.role == Role.ACCOUNT_MANAGER)
-            .order_by(User.name)
-        )
-    )
+    """Everyone who manages or managed clients here (a leaver's clients stay findable)."""
+    return users_who(tenant.id, "work.clients", active_only=False)
 
 
 EXPORT_COLUMNS = [
@@ -96,6 +100,30 @@ def export_csv(membership: Membership, manager_id: int | None, tenant: Tenant) -
 
 def is_due(lead: Lead, today: date) -> bool:
     return lead.next_touch_on is not None and lead.next_touch_on <= today
+
+
+CHURN_REASONS_NEEDING_NOTE = {ChurnReason.OTHER}
+
+
+def churn(membership: Membership, client: Lead, reason: ChurnReason, note: str = "") -> Lead:
+    """Mark a client who stopped buying: they stay a client, in the base and in history,
+    no longer due a touch, and nothing is held against the source that brought them."""
+    if client.stage.phase != Phase.ACCOUNT:
+        raise MoveRefused(_l("Only a client can churn; close a deal as lost instead."))
+    if client.churned_at is not None:
+        raise MoveRefused(_l("This client is already marked churned."))
+    if reason in CHURN_REASONS_NEEDING_NOTE and not note.strip():
+        raise MoveRefused(_l("Say what happened."))
+    client.churned_at = utcnow()
+    client.churn_reason = reason.value
+    client.churn_note = note.strip()[:500] or None
+    client.next_touch_on = None
+    client.touch_scheduled_at = None
+    record_event(
+        client, membership.user, EventKind.CHURNED, reason=reason.value, note=client.churn_note
+    )
+    db.session.commit()
+    return client
 
 
 def new_sale(membership: Membership, client: Lead) -> Lead:

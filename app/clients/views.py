@@ -5,17 +5,17 @@ from flask_babel import gettext as _
 
 from app.clients import bp, services
 from app.conveyor import handoff
-from app.conveyor.forms import FlagForm
+from app.conveyor.forms import ChurnForm, FlagForm
 from app.conveyor.services import MoveRefused, lead_for_member_or_404, local_today
 from app.extensions import db
 from app.htmx import redirect_to, render
-from app.models import Phase, Promise, Role
-from app.policy import requires
+from app.models import ChurnReason, Phase, Promise
+from app.policy import can, requires
 from app.tenancy import get_for_tenant_or_404
 
 
 def _manager_filter() -> int | None:
-    return request.args.get("manager", type=int) if g.membership.role == Role.OWNER else None
+    return request.args.get("manager", type=int) if can("clients.filter_by_manager") else None
 
 
 @bp.route("/clients")
@@ -23,16 +23,18 @@ def _manager_filter() -> int | None:
 def index():
     page = max(1, request.args.get("page", 1, type=int))
     manager_id = _manager_filter()
-    clients, has_more = services.client_page(g.membership, manager_id, page)
+    churned = request.args.get("status") == "churned"
+    clients, has_more = services.client_page(g.membership, manager_id, page, churned)
     return render(
         "clients/index.html",
         clients=clients,
+        churned=churned,
         has_more=has_more,
         page_number=page,
         manager_id=manager_id,
         today=local_today(g.tenant),
         is_due=services.is_due,
-        managers=services.account_managers(g.tenant) if g.membership.role == Role.OWNER else [],
+        managers=services.account_managers(g.tenant) if can("clients.filter_by_manager") else [],
     )
 
 
@@ -91,6 +93,26 @@ def flag_promise(promise_id: int):
     else:
         flash(_("Flagged: the owner sees it as a conflict."), "info")
     return redirect_to(url_for("clients.handoffs"))
+
+
+@bp.route("/clients/<int:lead_id>/churn", methods=["POST"])
+@requires("clients.churn")
+def churn(lead_id: int):
+    """The client stopped buying: marked churned with a reason, kept in the base."""
+    client = lead_for_member_or_404(g.membership, lead_id)
+    if client.stage.phase != Phase.ACCOUNT:
+        abort(404)
+    form = ChurnForm()
+    if not form.validate_on_submit():
+        flash(_("Say why they stopped buying."), "error")
+        return redirect_to(url_for("conveyor.lead", lead_id=client.id))
+    try:
+        services.churn(g.membership, client, ChurnReason(form.reason.data), form.note.data or "")
+    except MoveRefused as refusal:
+        flash(str(refusal), "error")
+    else:
+        flash(_("Marked churned. The client stays in the base."), "info")
+    return redirect_to(url_for("conveyor.lead", lead_id=client.id))
 
 
 @bp.route("/clients/<int:lead_id>/new-sale", methods=["POST"])

@@ -54,6 +54,15 @@ class LoseForm(FlaskForm):
     note = StringField(_l("What happened"), validators=[Length(max=500)])
 
 
+def churn_reason_choices():
+    return [SelectChoice(code, text) for code, text in LABELS["churn_reason"].items()]
+
+
+class ChurnForm(FlaskForm):
+    reason = SelectField(_l("Why did they stop buying?"), choices=churn_reason_choices)
+    note = StringField(_l("What happened"), validators=[Length(max=500)])
+
+
 class NoteForm(FlaskForm):
     text = TextAreaField(_l("Note"), validators=[DataRequired(), Length(max=5000)])
 

@@ -21,13 +21,16 @@ from app.models import (
     Phase,
     Promise,
     PromiseStatus,
-    Role,
     Stage,
     Tenant,
     utcnow,
 )
 from app.pipeline import first_stage
-from app.tenancy import active_members
+from app.policy import clients_visible_to, members_who
+
+
+class AlreadyWon(MoveRefused):
+    """Someone won this deal a moment ago; there is nothing left to do here."""
 
 
 @dataclass
@@ -44,7 +47,7 @@ def record_conflict(tenant_id: int, kind: ConflictKind, **fields) -> Conflict:
 
 
 def account_managers(tenant_id: int) -> list[Membership]:
-    return active_members(tenant_id, Role.ACCOUNT_MANAGER)
+    return members_who(tenant_id, "work.clients")
 
 
 def least_loaded_account_manager(tenant_id: int) -> Membership | None:
@@ -55,7 +58,11 @@ def least_loaded_account_manager(tenant_id: int) -> Membership | None:
         db.session.execute(
             sa.select(Lead.owner_id, sa.func.count(Lead.id))
             .join(Stage, Stage.id == Lead.stage_id)
-            .where(Lead.tenant_id == tenant_id, Stage.phase == Phase.ACCOUNT)
+            .where(
+                Lead.tenant_id == tenant_id,
+                Stage.phase == Phase.ACCOUNT,
+                Lead.churned_at.is_(None),
+            )
             .group_by(Lead.owner_id)
         ).all()
     )
@@ -69,8 +76,16 @@ def win(
     promises: list[PromiseInput],
     account_manager_id: int | None = None,
 ) -> Lead:
-    """Close the deal as won and hand the client over with the promises made."""
-    stage = lead.stage
+    """Close the deal as won and hand the client over with the promises made.
+
+    The lead's row is locked first: the same deal won from several tabs at once is won
+    by the first, and the others see it already won (one hand-off, promises once).
+    """
+    db.session.execute(sa.select(Lead.id).where(Lead.id == lead.id).with_for_update())
+    db.session.refresh(lead)
+    stage = db.session.get(Stage, lead.stage_id)
+    if lead.won_at is not None:
+        raise AlreadyWon(_l("This deal is already won and handed off."))
     if stage.phase != Phase.CONVERSION or stage.is_won or stage.is_lost:
         raise MoveRefused(_l("Only an open deal in conversion can be won."))
     tenant = db.session.get(Tenant, lead.tenant_id)
@@ -127,7 +142,7 @@ def win(
 
 
 def tenant_owner_id(tenant_id: int) -> int | None:
-    owners = active_members(tenant_id, Role.OWNER)
+    owners = members_who(tenant_id, "work.unclaimed")
     return owners[0].user_id if owners else None
 
 
@@ -173,11 +188,14 @@ def pending_promises(membership: Membership) -> list[Promise]:
     query = (
         sa.select(Promise)
         .join(Lead, Lead.id == Promise.lead_id)
-        .where(Promise.tenant_id == membership.tenant_id, Promise.status == PromiseStatus.PENDING)
+        .join(Stage, Stage.id == Lead.stage_id)
+        .where(
+            Promise.tenant_id == membership.tenant_id,
+            Promise.status == PromiseStatus.PENDING,
+            clients_visible_to(membership),
+        )
         .order_by(Promise.created_at, Promise.id)
     )
-    if membership.role != Role.OWNER:
-        query = query.where(Lead.owner_id == membership.user_id)
     return list(db.session.scalars(query))
 
 

@@ -13,12 +13,11 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from app import clock
 from app.extensions import db
-from app.models import Lead, Membership, Phase, Role, Stage, Tenant, User, utcnow
+from app.models import Lead, Membership, Phase, Stage, Tenant, User, utcnow
 from app.models.activity import EventKind, LeadEvent, LostReason, Touch, TouchChannel
 from app.pipeline import first_stage
-from app.policy import may_see_lead, visible_phases
+from app.policy import allows, may_see_lead, member_who, members_who, visible_phases
 from app.radar import alerts
-from app.tenancy import active_members
 
 
 class MoveRefused(ValueError):
@@ -98,7 +97,7 @@ def move_lead(membership: Membership, lead: Lead, target: Stage) -> Lead:
             raise MoveRefused(_l("Record the problem, the money and the timing before conversion."))
         return _send_to_conversion(membership, lead, target, closer_id=None)
     going_back = current.phase != Phase.GENERATION and target.phase == Phase.GENERATION
-    if going_back and membership.role != Role.OWNER:
+    if going_back and not allows(membership, "deals.send_back"):
         raise MoveRefused(_l("Only the owner can send a deal back to lead generation."))
     if current.is_won or current.is_lost:
         raise MoveRefused(_l("This deal is closed."))
@@ -156,7 +155,7 @@ def send_to_conversion(membership: Membership, lead: Lead, closer_id: int | None
         raise MoveRefused(_l("This lead is already past lead generation."))
     if not lead.is_qualified:
         raise MoveRefused(_l("Record the problem, the money and the timing before conversion."))
-    if closer_id is not None and membership.role != Role.OWNER:
+    if closer_id is not None and not allows(membership, "deals.assign"):
         raise MoveRefused(_l("Only the owner assigns a closer by hand."))
     return _send_to_conversion(
         membership, lead, first_stage(lead.tenant_id, Phase.CONVERSION), closer_id
@@ -166,7 +165,7 @@ def send_to_conversion(membership: Membership, lead: Lead, closer_id: int | None
 def _send_to_conversion(membership, lead, target: Stage, closer_id: int | None) -> Lead:
     tenant = db.session.get(Tenant, lead.tenant_id)
     if closer_id is not None:
-        closer = _active_member(tenant.id, closer_id, Role.CLOSER)
+        closer = member_who(tenant.id, closer_id, "work.deals")
         if closer is None:
             raise MoveRefused(_l("Choose an active closer."))
     else:
@@ -192,20 +191,9 @@ def assign_to_closer(lead: Lead, actor: User, stage: Stage, closer: Membership |
     )
 
 
-def _active_member(tenant_id: int, user_id: int, role: Role) -> Membership | None:
-    return db.session.scalar(
-        sa.select(Membership).where(
-            Membership.tenant_id == tenant_id,
-            Membership.user_id == user_id,
-            Membership.role == role,
-            Membership.active.is_(True),
-        )
-    )
-
-
 def pick_closer(tenant: Tenant) -> Membership | None:
     """Least loaded (or round robin) among active closers under today's capacity."""
-    closers = active_members(tenant.id, Role.CLOSER)
+    closers = members_who(tenant.id, "work.deals")
     if not closers:
         return None
     today_start = datetime.combine(
@@ -256,6 +244,9 @@ LOST_REASONS_NEEDING_NOTE = {LostReason.OTHER}
 
 
 def lose(membership: Membership, lead: Lead, reason: LostReason, note: str = "") -> Lead:
+    if lead.stage.phase == Phase.ACCOUNT:
+        # A verdict on a client would count against the source that brought them.
+        raise MoveRefused(_l("A client is never a lost deal: mark them churned instead."))
     if lead.stage.is_won or lead.stage.is_lost:
         raise MoveRefused(_l("This deal is closed."))
     if reason in LOST_REASONS_NEEDING_NOTE and not note.strip():
@@ -293,7 +284,7 @@ def log_touch(
     lead.last_touch_at = utcnow()
     lead.first_touch_at = lead.first_touch_at or lead.last_touch_at
     lead.touch_scheduled_at = None
-    if lead.stage.phase == Phase.ACCOUNT:
+    if lead.stage.phase == Phase.ACCOUNT and lead.churned_at is None:
         cadence = lead.cadence_days or tenant.touch_cadence_days
         lead.next_touch_on = local_today(tenant) + timedelta(days=cadence)
     record_event(

@@ -14,6 +14,7 @@ from app.conveyor import board as board_service
 from app.conveyor import bp, handoff, services, today
 from app.conveyor.forms import (
     CadenceForm,
+    ChurnForm,
     LoseForm,
     NoteForm,
     QualificationForm,
@@ -24,9 +25,9 @@ from app.conveyor.forms import (
 )
 from app.extensions import db
 from app.htmx import is_htmx_request, local_path_or, redirect_to, render
-from app.models import InboxItem, Membership, Phase, Role, Source, Stage, User
+from app.models import InboxItem, Membership, Phase, Source, Stage, User
 from app.models.activity import LostReason, TouchChannel
-from app.policy import can, requires, visible_phases
+from app.policy import can, requires, users_who, visible_phases
 from app.tenancy import get_for_tenant_or_404
 
 
@@ -81,7 +82,7 @@ def _filter_sources():
 
 
 def _filter_owners():
-    if g.membership.role != Role.OWNER:
+    if not can("board.filter_by_owner"):
         return []
     return list(
         db.session.scalars(
@@ -175,22 +176,9 @@ def _lead_page(
             "value": f"{lead.value_minor / 100:.2f}",
         }
     )
-    closers = []
-    if g.membership.role == Role.OWNER:
-        closers = list(
-            db.session.scalars(
-                sa.select(User)
-                .join(Membership, Membership.user_id == User.id)
-                .where(
-                    Membership.tenant_id == g.tenant.id,
-                    Membership.role == Role.CLOSER,
-                    Membership.active.is_(True),
-                )
-                .order_by(User.name)
-            )
-        )
+    closers = users_who(g.tenant.id, "work.deals") if can("deals.assign") else []
     next_lead = None
-    if g.membership.role == Role.CLOSER:
+    if can("deals.next_in_queue"):
         queue_ids = [item.id for item in today.queue(g.tenant, g.membership, tenant_today)]
         if lead.id in queue_ids and queue_ids.index(lead.id) + 1 < len(queue_ids):
             next_lead = queue_ids[queue_ids.index(lead.id) + 1]
@@ -209,6 +197,7 @@ def _lead_page(
         events=services.timeline(lead),
         qualification=qualification,
         lose_form=lose_form or LoseForm(),
+        churn_form=ChurnForm(),
         note_form=note_form or NoteForm(),
         touch_form=touch_form or TouchForm(),
         closers=closers,
@@ -265,13 +254,13 @@ def convert(lead_id: int):
         flash(_("Sent to %(name)s for conversion.", name=lead.owner.name), "success")
     else:
         flash(_("Sent to conversion; no closer is free, so the owner assigns it."), "info")
-    if g.membership.role == Role.OWNER:
+    if can("deals.assign"):
         return redirect_to(url_for("conveyor.lead", lead_id=lead.id))
     return redirect_to(url_for("conveyor.board"))
 
 
 @bp.route("/deals/<int:lead_id>/lose", methods=["POST"])
-@requires("board.view")
+@requires("deals.lose")
 def lose(lead_id: int):
     lead = services.lead_for_member_or_404(g.membership, lead_id)
     form = LoseForm()
@@ -280,7 +269,8 @@ def lose(lead_id: int):
             services.lose(g.membership, lead, LostReason(form.reason.data), form.note.data or "")
         except services.MoveRefused as refusal:
             db.session.rollback()
-            form.note.errors = [*form.note.errors, str(refusal)]
+            # At the top of the page: a client's page has no lose form to show it in.
+            flash(str(refusal), "error")
         else:
             flash(_("Closed as lost."), "info")
             return redirect_to(url_for("conveyor.board"))
@@ -394,6 +384,10 @@ def win(lead_id: int):
                 promises,
                 form.account_manager_id.data or None,
             )
+        except handoff.AlreadyWon as refusal:
+            db.session.rollback()
+            flash(str(refusal), "error")
+            return redirect_to(url_for("conveyor.today_queue"))
         except services.MoveRefused as refusal:
             db.session.rollback()
             flash(str(refusal), "error")

@@ -24,12 +24,12 @@ from app.models import (
     Phase,
     Promise,
     PromiseStatus,
-    Role,
     Stage,
     Tenant,
     Touch,
     User,
 )
+from app.policy import clients_visible_to, digest_sections, leads_visible_to
 from app.tenancy import ALL_TENANTS, tenant_scope
 
 DIGEST_LIST_LENGTH = 5
@@ -117,61 +117,72 @@ def _still_applies(row: OutboxMessage, lead: Lead) -> bool:
 
 
 def _digest_context(tenant: Tenant, membership: Membership, row: OutboxMessage) -> dict:
+    """The digest's sections the member's role gets (app.policy), each with its figures;
+    the link opens the page of the first one."""
     today = row.local_date
-    role = membership.role
-    context = {"role": role.value, "today": today}
-    if role == Role.CLOSER:
+    sections = [name.removeprefix("digest.") for name in digest_sections(membership)]
+    context = {"sections": sections, "today": today}
+    links = []
+    if "glance" in sections:
+        context.update(_owner_glance(tenant, today))
+        links.append("conveyor.board")
+    if "queue" in sections:
         queue = today_queue.queue(tenant, membership, today)
-        context.update(
-            queue_size=len(queue),
-            first=queue[:DIGEST_LIST_LENGTH],
-            link=external_url("conveyor.today_queue"),
-        )
-    elif role == Role.ACCOUNT_MANAGER:
-        due = list(
-            db.session.scalars(
-                _clients(tenant)
-                .where(Lead.owner_id == membership.user_id, Lead.next_touch_on <= today)
-                .order_by(Lead.next_touch_on)
-                .limit(50)
-            )
-        )
-        handoffs = db.session.scalar(
-            sa.select(sa.func.count(Promise.id))
-            .join(Lead, Lead.id == Promise.lead_id)
-            .where(
-                Promise.tenant_id == tenant.id,
-                Promise.status == PromiseStatus.PENDING,
-                Lead.owner_id == membership.user_id,
-            )
-        )
-        context.update(
-            due=due[:DIGEST_LIST_LENGTH],
-            due_count=len(due),
-            overdue_count=sum(1 for lead in due if lead.next_touch_on < today),
-            handoffs=handoffs,
-            link=external_url("clients.index"),
-        )
-    elif role == Role.LEAD_GENERATOR:
-        generation = (
-            sa.select(sa.func.count(Lead.id))
-            .join(Stage, Stage.id == Lead.stage_id)
-            .where(Lead.tenant_id == tenant.id, Stage.phase == Phase.GENERATION)
-        )
-        since = _local_midnight(tenant, today) - timedelta(days=1)
-        context.update(
-            unqualified=db.session.scalar(generation.where(Lead.qualified_at.is_(None))),
-            untouched=db.session.scalar(
-                generation.where(
-                    Lead.last_touch_at.is_(None),
-                    Lead.created_at < since,
-                )
-            ),
-            link=external_url("leads.incoming"),
-        )
-    else:
-        context.update(_owner_glance(tenant, today), link=external_url("conveyor.board"))
+        context.update(queue_size=len(queue), first=queue[:DIGEST_LIST_LENGTH])
+        links.append("conveyor.today_queue")
+    if "clients" in sections:
+        context.update(_clients_due(tenant, membership, today))
+        links.append("clients.index")
+    if "incoming" in sections:
+        context.update(_incoming(tenant, membership, today))
+        links.append("leads.incoming")
+    context["link"] = external_url(links[0] if links else "main.dashboard")
     return context
+
+
+def _clients_due(tenant: Tenant, membership: Membership, today) -> dict:
+    """The member's clients due a touch today or overdue, and promises awaiting them."""
+    due = list(
+        db.session.scalars(
+            sa.select(Lead)
+            .join(Stage, Stage.id == Lead.stage_id)
+            .where(clients_visible_to(membership), Lead.next_touch_on <= today)
+            .order_by(Lead.next_touch_on)
+            .limit(50)
+        )
+    )
+    handoffs = db.session.scalar(
+        sa.select(sa.func.count(Promise.id))
+        .join(Lead, Lead.id == Promise.lead_id)
+        .join(Stage, Stage.id == Lead.stage_id)
+        .where(
+            Promise.tenant_id == tenant.id,
+            Promise.status == PromiseStatus.PENDING,
+            clients_visible_to(membership),
+        )
+    )
+    return {
+        "due": due[:DIGEST_LIST_LENGTH],
+        "due_count": len(due),
+        "overdue_count": sum(1 for lead in due if lead.next_touch_on < today),
+        "handoffs": handoffs,
+    }
+
+
+def _incoming(tenant: Tenant, membership: Membership, today) -> dict:
+    """Leads in generation the member sees: not qualified yet, untouched for a day."""
+    generation = (
+        sa.select(sa.func.count(Lead.id))
+        .join(Stage, Stage.id == Lead.stage_id)
+        .where(leads_visible_to(membership), Stage.phase == Phase.GENERATION)
+    )
+    since = _local_midnight(tenant, today) - timedelta(days=1)
+    return {
+        "unqualified": db.session.scalar(generation.where(Lead.qualified_at.is_(None))),
+        "untouched": db.session.scalar(
+            generation.where(Lead.last_touch_at.is_(None), Lead.created_at < since)
+        ),
+    }
 
 
 def _clients(tenant: Tenant):

@@ -14,7 +14,8 @@ from sqlalchemy.orm import joinedload
 
 from app import clock
 from app.extensions import db
-from app.models import Lead, Membership, Phase, Role, Stage, Tenant, Touch
+from app.models import Lead, Membership, Stage, Tenant, Touch
+from app.policy import clients_visible_to
 
 
 @dataclass
@@ -33,10 +34,8 @@ def cadence_compliance(tenant: Tenant, membership: Membership, today: date) -> C
     clients_query = (
         sa.select(Lead.id, Lead.cadence_days)
         .join(Stage, Stage.id == Lead.stage_id)
-        .where(Lead.tenant_id == tenant.id, Stage.phase == Phase.ACCOUNT)
+        .where(clients_visible_to(membership), Lead.churned_at.is_(None))
     )
-    if membership.role == Role.ACCOUNT_MANAGER:
-        clients_query = clients_query.where(Lead.owner_id == membership.user_id)
     clients = dict(db.session.execute(clients_query).all())
     result = Compliance(clients=len(clients))
     if not clients:

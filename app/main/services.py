@@ -6,7 +6,8 @@ from datetime import date
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import Lead, Membership, Phase, Role, Source, Stage
+from app.models import Lead, Membership, Phase, Source, Stage
+from app.policy import allows, clients_visible_to, leads_visible_to
 
 
 @dataclass
@@ -23,38 +24,22 @@ def conveyor_summary(membership: Membership, today: date) -> dict:
             Stage.phase, sa.func.count(Lead.id), sa.func.coalesce(sa.func.sum(Lead.value_minor), 0)
         )
         .join(Stage, Stage.id == Lead.stage_id)
-        .where(Lead.tenant_id == membership.tenant_id, Stage.is_lost.is_(False))
+        .where(leads_visible_to(membership), Stage.is_lost.is_(False))
         .group_by(Stage.phase)
     )
-    role = membership.role
-    if role == Role.LEAD_GENERATOR:
-        query = query.where(Stage.phase == Phase.GENERATION)
-    elif role in (Role.CLOSER, Role.ACCOUNT_MANAGER):
-        query = query.where(Lead.owner_id == membership.user_id)
-        if role == Role.CLOSER:
-            query = query.where(Stage.phase == Phase.CONVERSION)
-        else:
-            query = query.where(Stage.phase == Phase.ACCOUNT)
     rows = {
         phase: PhaseSummary(phase, count, value)
         for phase, count, value in db.session.execute(query)
     }
     clients_due = 0
-    if role in (Role.OWNER, Role.ACCOUNT_MANAGER):
-        due = (
+    if allows(membership, "home.clients_due"):
+        clients_due = db.session.scalar(
             sa.select(sa.func.count(Lead.id))
             .join(Stage, Stage.id == Lead.stage_id)
-            .where(
-                Lead.tenant_id == membership.tenant_id,
-                Stage.phase == Phase.ACCOUNT,
-                Lead.next_touch_on <= today,
-            )
+            .where(clients_visible_to(membership), Lead.next_touch_on <= today)
         )
-        if role == Role.ACCOUNT_MANAGER:
-            due = due.where(Lead.owner_id == membership.user_id)
-        clients_due = db.session.scalar(due)
     sources = 0
-    if role in (Role.OWNER, Role.LEAD_GENERATOR):
+    if allows(membership, "home.sources"):
         sources = db.session.scalar(
             sa.select(sa.func.count(Source.id)).where(Source.tenant_id == membership.tenant_id)
         )

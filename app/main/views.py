@@ -11,8 +11,7 @@ from app.extensions import limiter, login_manager
 from app.htmx import render
 from app.main import bp, services
 from app.main.compliance import cadence_compliance
-from app.models import Role
-from app.policy import requires
+from app.policy import can, requires
 from app.queue import get_redis
 
 
@@ -22,7 +21,7 @@ def dashboard():
     today = clock.today(g.tenant.timezone)
     summary = services.conveyor_summary(g.membership, today)
     compliance = None
-    if g.membership.role in (Role.OWNER, Role.ACCOUNT_MANAGER):
+    if can("home.compliance"):
         compliance = cadence_compliance(g.tenant, g.membership, today)
     return render("main/dashboard.html", summary=summary, user=current_user, compliance=compliance)
 

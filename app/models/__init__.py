@@ -2,6 +2,7 @@
 
 from app.models.activity import (
     AuditEntry,
+    ChurnReason,
     Conflict,
     ConflictKind,
     ConflictStatus,
@@ -27,7 +28,7 @@ from app.models.imports import ImportJob, ImportMode, ImportRejection, ImportSta
 from app.models.intake import InboxItem, InboxStatus, IntakeKey
 from app.models.pipeline import Contact, Lead, Phase, Source, SourceKind, Stage
 from app.models.tenant import Invitation, Membership, Role, Tenant
-from app.models.user import User
+from app.models.user import PendingSignup, User
 
 __all__ = [
     "AuditEntry",
@@ -38,6 +39,7 @@ __all__ = [
     "ConflictStatus",
     "EventKind",
     "LeadEvent",
+    "ChurnReason",
     "LostReason",
     "MessageKind",
     "MessageStatus",
@@ -70,6 +72,7 @@ __all__ = [
     "SubscriptionStatus",
     "Tenant",
     "TenantScoped",
+    "PendingSignup",
     "User",
     "utcnow",
 ]

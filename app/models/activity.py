@@ -21,6 +21,7 @@ class EventKind(enum.StrEnum):
     LOST = "lost"
     HANDED_OFF = "handed_off"
     PROMISE_DECIDED = "promise_decided"
+    CHURNED = "churned"
 
 
 class LostReason(enum.StrEnum):
@@ -30,6 +31,15 @@ class LostReason(enum.StrEnum):
     UNREACHABLE = "unreachable"
     JUNK = "junk"
     COMPETITOR = "competitor"
+    OTHER = "other"
+
+
+class ChurnReason(enum.StrEnum):
+    NO_LONGER_NEEDED = "no_longer_needed"
+    PRICE = "price"
+    COMPETITOR = "competitor"
+    SERVICE = "service"
+    CLOSED = "closed"
     OTHER = "other"
 
 

@@ -121,6 +121,11 @@ class Lead(TenantScoped, TimestampMixin, Base):
     won_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lost_reason: Mapped[str | None] = mapped_column(sa.String(32))
     lost_note: Mapped[str | None] = mapped_column(sa.String(500))
+    # A client who stopped buying: still a client, in the base and its history, and
+    # never a lost deal of the source that brought them.
+    churned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    churn_reason: Mapped[str | None] = mapped_column(sa.String(32))
+    churn_note: Mapped[str | None] = mapped_column(sa.String(500))
     # A client's own touch cadence; the workspace's when empty.
     cadence_days: Mapped[int | None] = mapped_column()
     last_touch_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -29,3 +29,20 @@ class User(UserMixin, TimestampMixin, Base):
 
     def get_id(self) -> str:
         return f"{self.id}:{self.session_version}"
+
+
+class PendingSignup(TimestampMixin, Base):
+    """A signup waiting for its address to confirm it (the emailed link).
+
+    Signing up answers the same whatever the address: nothing is created for an address
+    until its owner follows the link, so the signup form tells nobody who has an account.
+    """
+
+    __tablename__ = "pending_signup"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(254), index=True)
+    name: Mapped[str] = mapped_column(sa.String(120))
+    business_name: Mapped[str] = mapped_column(sa.String(120))
+    password_hash: Mapped[str] = mapped_column(sa.String(255))
+    language: Mapped[str] = mapped_column(sa.String(8))

@@ -20,14 +20,14 @@ from app.models import (
     Lead,
     LostReason,
     Notification,
-    Role,
     Source,
     Tenant,
     utcnow,
 )
 from app.models.tenant import WINDOW_DAYS
+from app.policy import members_who
 from app.queue import enqueue
-from app.tenancy import ALL_TENANTS, active_members
+from app.tenancy import ALL_TENANTS
 
 # A window in days judges a source once it holds this many verdicts (and never
 # reads more than the cap).
@@ -124,7 +124,7 @@ def after_verdict(lead: Lead) -> Conflict | None:
     db.session.add(conflict)
     db.session.flush()
     link = external_url("radar.conflict", conflict_id=conflict.id)
-    for owner in active_members(tenant.id, Role.OWNER):
+    for owner in members_who(tenant.id, "alerts.receive"):
         with force_locale(preferred_locale(owner.user)):
             text = _("Lead quality dropped at %(source)s.", source=source.name)
         db.session.add(

@@ -95,9 +95,10 @@ def update_source(tenant: Tenant, source: Source, data: dict) -> Source:
     source.cost_per_lead_minor = data["cost_minor"]
     source.thank_you_url = data.get("thank_you_url") or None
     source.rate_limit_per_minute = data["rate_limit_per_minute"]
-    # Empty: the workspace's default limit applies.
-    source.junk_share_max = data.get("junk_share_max")
-    source.qualified_share_min = data.get("qualified_share_min")
+    # Empty: the workspace's default limit applies. Absent: not the editor's to set.
+    for name in ("junk_share_max", "qualified_share_min"):
+        if name in data:
+            setattr(source, name, data[name])
     db.session.commit()
     return source
 

@@ -7,10 +7,30 @@ from app.htmx import local_path_or, redirect_to, render
 from app.intake import services as intake
 from app.intake.fields import KNOWN_FIELDS
 from app.models import InboxItem, InboxStatus, Source, SourceKind
-from app.policy import requires
+from app.policy import can, requires
 from app.sources import bp, services
 from app.sources.forms import CorrectionForm, SourceForm
 from app.tenancy import get_for_tenant_or_404
+
+LIMIT_FIELDS = ("junk_share_max", "qualified_share_min")
+
+
+def _source_form(**kwargs) -> SourceForm:
+    """The source form; its alert limits only for the one who may set them (the owner):
+    the role the alarm watches never sees the switch."""
+    form = SourceForm(**kwargs)
+    if not can("alerts.limits"):
+        for name in LIMIT_FIELDS:
+            del form[name]
+    return form
+
+
+def _limits_refused(form: SourceForm, source: Source | None):
+    """A post naming alert limits from someone who may not set them: refused whole."""
+    if can("alerts.limits") or not any(name in request.form for name in LIMIT_FIELDS):
+        return None
+    flash(_("Only the owner sets alert limits."), "error")
+    return render("sources/form.html", http_status=403, form=form, source=source)
 
 
 @bp.route("/sources")
@@ -22,7 +42,10 @@ def index():
 @bp.route("/sources/new", methods=["GET", "POST"])
 @requires("sources.manage")
 def new():
-    form = SourceForm()
+    form = _source_form()
+    refused = _limits_refused(form, None)
+    if refused:
+        return refused
     if form.validate_on_submit():
         try:
             source = services.create_source(
@@ -33,8 +56,7 @@ def new():
                 signed=form.signed.data,
                 thank_you_url=form.thank_you_url.data,
                 rate_limit_per_minute=form.rate_limit_per_minute.data,
-                junk_share_max=form.junk_share_max.data,
-                qualified_share_min=form.qualified_share_min.data,
+                **{name: form[name].data for name in LIMIT_FIELDS if name in form},
             )
         except services.SourceError as error:
             form.name.errors = [*form.name.errors, str(error)]
@@ -50,7 +72,10 @@ def new():
 @requires("sources.manage")
 def edit(source_id: int):
     source = get_for_tenant_or_404(Source, source_id)
-    form = SourceForm(obj=source)
+    form = _source_form(obj=source)
+    refused = _limits_refused(form, source)
+    if refused:
+        return refused
     if request.method == "GET":
         form.cost.data = f"{source.cost_per_lead_minor / 100:.2f}"
     if form.validate_on_submit():

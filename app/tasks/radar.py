@@ -3,8 +3,9 @@
 from app.auth.services import preferred_locale
 from app.extensions import db
 from app.mail import external_url, send_email
-from app.models import Conflict, Role, Source
-from app.tenancy import active_members, tenant_scope
+from app.models import Conflict, Source
+from app.policy import members_who
+from app.tenancy import tenant_scope
 
 
 def send_quality_alert(tenant_id: int, conflict_id: int) -> int:
@@ -14,7 +15,7 @@ def send_quality_alert(tenant_id: int, conflict_id: int) -> int:
             return 0
         source = db.session.get(Source, conflict.source_id)
         link = external_url("radar.conflict", conflict_id=conflict.id)
-        owners = active_members(tenant_id, Role.OWNER)
+        owners = members_who(tenant_id, "alerts.receive")
         for owner in owners:
             send_email(
                 owner.user.email,

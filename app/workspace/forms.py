@@ -6,19 +6,14 @@ from wtforms import EmailField, IntegerField, SelectChoice, SelectField, StringF
 from wtforms.validators import DataRequired, Email, Length, NumberRange, ValidationError
 
 from app.forms import normalise_email
-from app.models import Role
+from app.labels import LABELS
 from app.models.tenant import WINDOW_DAYS, WINDOW_LEADS
 
 CURRENCIES = ["USD", "EUR", "GBP", "RUB", "KZT", "UAH", "BYN", "CAD", "AUD", "INR", "CHF", "PLN"]
 
 
 def role_choices():
-    return [
-        SelectChoice(Role.OWNER.value, _l("Owner")),
-        SelectChoice(Role.LEAD_GENERATOR.value, _l("Lead generator")),
-        SelectChoice(Role.CLOSER.value, _l("Closer")),
-        SelectChoice(Role.ACCOUNT_MANAGER.value, _l("Account manager")),
-    ]
+    return [SelectChoice(code, text) for code, text in LABELS["role"].items()]
 
 
 class SettingsForm(FlaskForm):
@@ -73,7 +68,7 @@ class InviteForm(FlaskForm):
         filters=[normalise_email],
         validators=[DataRequired(), Email(), Length(max=254)],
     )
-    role = SelectField(_l("Role"), choices=role_choices, default=Role.CLOSER.value)
+    role = SelectField(_l("Role"), choices=role_choices, default="closer")
 
 
 class RoleForm(FlaskForm):

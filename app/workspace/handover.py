@@ -16,7 +16,7 @@ from app.models import (
     User,
     utcnow,
 )
-from app.tenancy import active_members
+from app.policy import successors
 from app.workspace.services import WorkspaceError, _guard_last_owner
 
 
@@ -39,7 +39,7 @@ def open_work(tenant: Tenant, user_id: int) -> list[Lead]:
 
 def candidates(tenant: Tenant, leaving: Membership) -> list[Membership]:
     """Active teammates with the same role who can take the work over."""
-    return [m for m in active_members(tenant.id, leaving.role) if m.id != leaving.id]
+    return successors(leaving)
 
 
 def hand_over(tenant: Tenant, actor: User, leaving: Membership, recipient_ids: list[int]) -> dict:

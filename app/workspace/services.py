@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 
+from app import policy
 from app.billing.services import seats_changed, start_trial
 from app.extensions import db
 from app.models import Invitation, Membership, Phase, Role, Stage, Tenant, User, utcnow
@@ -55,11 +56,18 @@ def find_user_by_email(email: str) -> User | None:
     return db.session.scalar(sa.select(User).where(User.email == email.strip().lower()))
 
 
-def create_user(email: str, name: str, password: str, locale: str | None = None) -> User:
+def create_user(
+    email: str,
+    name: str,
+    password: str | None,
+    locale: str | None = None,
+    password_hash: str | None = None,
+) -> User:
+    """A new user (not committed); ``password_hash`` when the password was hashed before."""
     user = User(
         email=email.strip().lower(),
         name=name.strip(),
-        password_hash=hash_password(password),
+        password_hash=password_hash or hash_password(password),
         locale=locale,
     )
     db.session.add(user)
@@ -200,18 +208,16 @@ def accept_invitation(invitation: Invitation, user: User) -> Membership:
     return membership
 
 
-def _active_owner_count(tenant: Tenant) -> int:
-    return db.session.scalar(
-        sa.select(sa.func.count(Membership.id)).where(
-            Membership.tenant_id == tenant.id,
-            Membership.role == Role.OWNER,
-            Membership.active.is_(True),
-        )
-    )
-
-
 def _guard_last_owner(tenant: Tenant, membership: Membership) -> None:
-    if membership.role == Role.OWNER and membership.active and _active_owner_count(tenant) <= 1:
+    """Refuse to take away the last active owner seat.
+
+    The owner seats are locked first, so two owners removing each other at once are
+    served one after the other, and the second sees that only one owner is left.
+    """
+    owners = policy.lock_owner_seats(tenant.id)
+    db.session.refresh(membership)
+    if membership in owners and len(owners) <= 1:
+        db.session.rollback()
         raise WorkspaceError(_l("A workspace needs at least one active owner."))
 
 
@@ -232,7 +238,7 @@ def reactivate_member(membership: Membership) -> None:
 
 
 def change_role(tenant: Tenant, membership: Membership, role: Role) -> None:
-    if role != Role.OWNER:
+    if not policy.is_owner_role(role):
         _guard_last_owner(tenant, membership)
     membership.role = role
     db.session.commit()

@@ -62,13 +62,15 @@ invitations_by_workspace = limiter.shared_limit(
 
 
 def _team_page(invite_form: InviteForm, status: int = 200):
+    members = services.members(g.tenant)
     return render(
         "workspace/team.html",
         "workspace/_team.html",
         http_status=status,
         invite_form=invite_form,
-        role_form=RoleForm(),
-        members=services.members(g.tenant),
+        members=members,
+        # Each member's picker opens on their current role.
+        role_forms={m.id: RoleForm(formdata=None, data={"role": m.role.value}) for m in members},
         invitations=services.pending_invitations(g.tenant),
     )
 
