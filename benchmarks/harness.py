@@ -472,6 +472,9 @@ def sign_in(port: int, email: str):
     return session
 
 
+STARTED: list["Proc"] = []  # stopped by ``workdir`` however the run ends
+
+
 class Proc:
     """A server or worker in its own process group; its output in a log file."""
 
@@ -479,6 +482,7 @@ class Proc:
         self.name, self.cmd, self.env, self.port = name, cmd, env, port
         self.log_path = logdir / f"{name}.log"
         self.popen: subprocess.Popen | None = None
+        STARTED.append(self)
 
     def start(self, health: str | None = "/healthz", seconds: float = 60) -> "Proc":
         with open(self.log_path, "ab") as out:
@@ -576,6 +580,9 @@ def workdir(name: str, ref: str = "HEAD"):
     except BaseException:
         log(f"logs kept in {path}")
         raise
+    finally:
+        for proc in STARTED:
+            proc.stop()
     shutil.rmtree(path, ignore_errors=True)
 
 
