@@ -38,6 +38,7 @@ from app.models import (
     InboxStatus,
     Invitation,
     Lead,
+    PendingSignup,
     Promise,
     Role,
     SourceKind,
@@ -46,6 +47,7 @@ from app.models import (
     User,
     utcnow,
 )
+from app.passwords import hash_password
 from app.sources import services as sources
 from tests import factories
 from tests.test_tenancy import (
@@ -234,6 +236,19 @@ def _reset_link(scene: Scene) -> dict:
     return {"token": tokens.password_reset_token(factories.member(scene.tenant, Role.CLOSER))}
 
 
+def _signup_link(scene: Scene) -> dict:
+    pending = PendingSignup(
+        email=f"newcomer{scene.n}@example.com",
+        name="Nina",
+        business_name=f"Bakery {scene.n}",
+        password_hash=hash_password(factories.PASSWORD),
+        language="en",
+    )
+    db.session.add(pending)
+    db.session.commit()
+    return {"token": tokens.signup_token(pending)}
+
+
 def _invitation_link(scene: Scene) -> dict:
     invitation = Invitation(
         tenant_id=scene.tenant.id,
@@ -331,6 +346,18 @@ ROWS = [
             "password": NEW_PASSWORD,
         },
         public=REDIRECT,
+    ),
+    # The same page for every address; the emailed link opens the workspace (its button).
+    Row("auth.signup_sent", GET, EVERYONE, PAGE, public=PAGE),
+    Row("auth.confirm_signup", GET, EVERYONE, PAGE, _signup_link, public=PAGE, forged=LOGIN),
+    Row(
+        "auth.confirm_signup",
+        POST,
+        EVERYONE,
+        REDIRECT,
+        _signup_link,
+        public=REDIRECT,
+        forged=LOGIN,
     ),
     Row("auth.forgot_password", GET, EVERYONE, PAGE, public=PAGE),
     Row(

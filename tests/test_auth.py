@@ -20,9 +20,32 @@ def _signup(
     )
 
 
-def test_signup_creates_a_workspace_with_the_new_user_as_signed_in_owner(client, ctx):
+def _emailed_link(mailbox, email, path):
+    [message] = mailbox.to(email)
+    mailbox.remove(message)
+    return re.search(rf"http://conveyor.test({path}\S+)", mailbox.text(message)).group(1)
+
+
+def _signup_and_confirm(client, run_jobs, mailbox, email="ana@example.com", **fields):
+    """Sign up, then follow the emailed link and press its button, as a newcomer does."""
+    assert _signup(client, email=email, **fields).status_code == 302
+    run_jobs()
+    link = _emailed_link(mailbox, email, "/signup/confirm/")
+    assert "Open my workspace" in client.get(link).text
+    return client.post(link)
+
+
+def test_signup_creates_a_workspace_with_the_new_user_as_signed_in_owner(
+    client, ctx, run_jobs, mailbox
+):
     response = _signup(client)
     assert response.status_code == 302
+    assert "Check your email to continue" in client.get(response.headers["Location"]).text
+    assert db.session.scalar(sa.select(sa.func.count(Tenant.id))) == 0  # not before the link
+    run_jobs()
+    link = _emailed_link(mailbox, "ana@example.com", "/signup/confirm/")
+    assert "Ana&#39;s Bakery" in client.get(link).text
+    assert client.post(link).status_code == 302
     page = client.get("/")
     assert page.status_code == 200
     assert "Ana&#39;s Bakery" in page.text
@@ -32,34 +55,72 @@ def test_signup_creates_a_workspace_with_the_new_user_as_signed_in_owner(client,
     assert membership.role == Role.OWNER and membership.tenant_id == tenant.id
 
 
-def test_two_businesses_with_the_same_name_get_different_slugs(client, ctx):
-    _signup(client, email="a@example.com", business="Corner Shop")
+def test_a_signup_link_opens_one_workspace_and_only_when_its_button_is_pressed(
+    app, client, ctx, run_jobs, mailbox
+):
+    _signup(client)
+    run_jobs()
+    link = _emailed_link(mailbox, "ana@example.com", "/signup/confirm/")
+    for _ in range(3):  # a mail scanner following the link creates nothing
+        client.get(link)
+    assert db.session.scalar(sa.select(sa.func.count(User.id))) == 0
+    assert client.post(link).status_code == 302
+    again = app.test_client().post(link, follow_redirects=True)
+    assert "This email already has an account" in again.text or "expired" in again.text
+    assert db.session.scalar(sa.select(sa.func.count(User.id))) == 1
+    assert db.session.scalar(sa.select(sa.func.count(Tenant.id))) == 1
+
+
+def test_two_businesses_with_the_same_name_get_different_slugs(client, ctx, run_jobs, mailbox):
+    _signup_and_confirm(client, run_jobs, mailbox, email="a@example.com", business="Corner Shop")
     client.post("/logout")
-    _signup(client, email="b@example.com", business="Corner Shop")
+    _signup_and_confirm(client, run_jobs, mailbox, email="b@example.com", business="Corner Shop")
     slugs = db.session.scalars(sa.select(Tenant.slug)).all()
-    assert len(set(slugs)) == 2
+    assert len(slugs) == 2 and len(set(slugs)) == 2
 
 
-def test_signup_refuses_short_and_common_passwords_next_to_the_field(client, ctx):
+def test_signup_refuses_short_and_common_passwords_next_to_the_field(client, ctx, run_jobs):
     short = _signup(client, password="short")
     assert short.status_code == 200
     assert re.search(r'id="password-error"[^>]*>Use at least 8 characters', short.text)
     common = _signup(client, password="password123")
     assert "too common" in common.text
     assert db.session.scalar(sa.select(sa.func.count(User.id))) == 0
+    assert run_jobs() == 0
 
 
-def test_signup_keeps_what_was_typed_when_the_email_is_taken(client, make):
+def test_signup_tells_nobody_which_addresses_have_accounts(app, make, run_jobs, mailbox):
     make.workspace_with_owner(email="taken@example.com")
-    response = _signup(client, email="taken@example.com")
-    assert "An account with this email exists" in response.text
-    assert 'value="Ana&#39;s Bakery"' in response.text
+    answers = []
+    for email in ("taken@example.com", "fresh@example.com"):
+        browser = app.test_client()
+        response = _signup(browser, email=email)
+        page = browser.get(response.headers["Location"]).text
+        page = re.sub(r"(X-CSRFToken\": \"|csrf_token\" value=\"|nonce=\")[^\"]+", r"\1…", page)
+        answers.append((response.status_code, response.headers["Location"], page))
+    assert answers[0] == answers[1]  # but for each request's own tokens
+    assert "An account with this email exists" not in answers[0][2]
+    assert "Check your email to continue" in answers[0][2]
+    run_jobs()
+    # The account's owner learns of the attempt, with the ways in; nothing new is made.
+    [attempt] = mailbox.to("taken@example.com")
+    text = mailbox.text(attempt)
+    assert "tried to sign up" in attempt["Subject"]
+    assert "http://conveyor.test/login" in text and "/password/reset/" in text
+    assert db.session.scalar(sa.select(sa.func.count(User.id))) == 1
+    assert db.session.scalar(sa.select(sa.func.count(Tenant.id))) == 1
+    # The new address gets the link that opens its workspace.
+    [welcome] = mailbox.to("fresh@example.com")
+    assert "/signup/confirm/" in mailbox.text(welcome)
 
 
-def test_passwords_are_stored_as_argon2id(client, ctx):
-    _signup(client)
+def test_passwords_are_stored_as_argon2id(client, ctx, run_jobs, mailbox):
+    _signup_and_confirm(client, run_jobs, mailbox)
     user = db.session.scalar(sa.select(User))
     assert user.password_hash.startswith("$argon2id$")
+    assert client.post("/logout").status_code == 302
+    login = client.post("/login", data={"email": user.email, "password": "a long enough pass 1"})
+    assert login.status_code == 302
 
 
 def test_wrong_password_and_unknown_email_get_the_same_answer(client, make):

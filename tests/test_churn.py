@@ -11,6 +11,7 @@ import secrets
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from flask_migrate import downgrade, upgrade
 
 from app.extensions import db
 from app.models import EventKind, Lead, LeadEvent, Role
@@ -124,3 +125,33 @@ def test_only_the_clients_own_manager_or_the_owner_churns_them(client, login, ma
     login(owner.email)
     assert client.post(f"/clients/{won.id}/churn", data={"reason": "price"}).status_code == 302
     assert _fresh(won).churn_reason == "price"
+
+
+def test_clients_closed_as_lost_before_come_back_as_churned_clients(app, make):
+    """Migration 0012 repairs what the hole did: a won client put in Lost is a churned
+    client again, in the client stage, no longer junk of its source."""
+    tenant, owner = make.workspace_with_owner(name="Bakery")
+    manager = make.member(tenant, Role.ACCOUNT_MANAGER)
+    source = make.source(tenant, "Banner partner")
+    harmed = _client_from(make, tenant, source, manager)
+    lost_deal = make.lead(tenant, "Proposal")
+    ids = {"harmed": harmed.id, "deal": lost_deal.id, "tenant": tenant.id}
+    db.session.remove()
+    downgrade(directory="migrations", revision="0011_intake_receipts")
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE lead SET stage_id = (SELECT id FROM stage WHERE tenant_id = :tenant"
+                    " AND is_lost), lost_reason = 'junk', lost_note = 'Stopped buying',"
+                    " closed_at = won_at + interval '30 days' WHERE id IN (:harmed, :deal)"
+                ),
+                ids,
+            )
+    finally:
+        upgrade(directory="migrations")
+    harmed, lost_deal = _fresh(harmed), db.session.get(Lead, ids["deal"])
+    assert harmed.stage.name == "Client" and harmed.lost_reason is None
+    assert harmed.churned_at is not None and harmed.churn_note == "junk: Stopped buying"
+    assert harmed.closed_at == harmed.won_at
+    assert lost_deal.stage.is_lost and lost_deal.lost_reason == "junk"  # never won: a lost deal

@@ -42,7 +42,7 @@ from app.auth import tokens
 from app.config import load_config
 from app.engine.content import unsubscribe_token
 from app.extensions import db, limiter
-from app.models import Invitation, Lead, Role, SourceKind, User
+from app.models import Invitation, Lead, PendingSignup, Role, SourceKind, User
 from app.queue import get_queue
 from app.sources import services as sources
 from app.workspace.services import find_user_by_email
@@ -313,6 +313,32 @@ def _signup(app, make) -> Probe:
     return Probe(prepare, prepare(99, OTHER_ADDRESS))
 
 
+def _signup_per_account(app, make) -> Probe:
+    def prepare(i, email="wanted@example.com"):
+        data = {"business_name": "Bakery", "name": "Nina", "email": email}
+        data["password"] = NEW_PASSWORD
+        return lambda: app.test_client().post("/signup", data=data, **_from(f"192.0.2.{i + 1}"))
+
+    return Probe(prepare, prepare(99, "someone.else@example.com"))
+
+
+def _confirm_signup(app, make) -> Probe:
+    def prepare(i, address=ADDRESS):
+        pending = PendingSignup(
+            email=f"confirming{i}@example.com",
+            name="Nina",
+            business_name=f"Bakery {i}",
+            password_hash=passwords.hash_password(NEW_PASSWORD),
+            language="en",
+        )
+        db.session.add(pending)
+        db.session.commit()
+        url = f"/signup/confirm/{tokens.signup_token(pending)}"
+        return lambda: app.test_client().post(url, **_from(address))
+
+    return Probe(prepare, prepare(99, OTHER_ADDRESS))
+
+
 FORGOT_PER_ADDRESS = 5
 
 
@@ -426,6 +452,8 @@ def _partner_report(app, make) -> Probe:
 
 LIMITS = [
     Limit("auth.signup", "POST", 10, "address", _signup),
+    Limit("auth.signup", "POST", 3, "account", _signup_per_account),
+    Limit("auth.confirm_signup", "POST", 10, "address", _confirm_signup),
     Limit("auth.forgot_password", "POST", FORGOT_PER_ADDRESS, "address", _forgot_per_address),
     Limit("auth.forgot_password", "POST", 3, "account", _forgot_per_account),
     Limit("auth.reset_password", "POST", 10, "address", _reset),
@@ -443,6 +471,8 @@ _SIGNED_LINK = "checks the link's signature before any lookup and only shows a f
 UNLIMITED = {
     ("auth.login", "GET"): _EMPTY_FORM,
     ("auth.signup", "GET"): _EMPTY_FORM,
+    ("auth.signup_sent", "GET"): "a fixed page: no lookup, nothing stored or sent",
+    ("auth.confirm_signup", "GET"): _SIGNED_LINK + " (a button); a GET changes nothing",
     ("auth.forgot_password", "GET"): _EMPTY_FORM,
     ("auth.reset_password", "GET"): _SIGNED_LINK,
     ("auth.accept_invitation", "GET"): _SIGNED_LINK,
@@ -545,7 +575,8 @@ class SignupForm(PasswordForm):
         return self.app.test_client().post("/signup", data={**data, "password": password})
 
     def user(self):
-        return find_user_by_email(self.email)
+        """The signup waiting for its link (it holds the password until then)."""
+        return db.session.scalar(sa.select(PendingSignup).where(PendingSignup.email == self.email))
 
 
 class InvitationForm(PasswordForm):

@@ -1,10 +1,13 @@
 """Signing up, signing in and looking after one's own account."""
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
+from app.auth.tokens import SIGNUP_MAX_AGE
 from app.extensions import db
-from app.models import Invitation, Tenant, User, utcnow
+from app.models import Invitation, PendingSignup, Tenant, User, utcnow
 from app.passwords import hash_password, needs_rehash, verify_password
 from app.queue import enqueue
 from app.tenancy import ALL_TENANTS, active_memberships
@@ -24,15 +27,67 @@ _DUMMY_HASH = (
 )
 
 
-def sign_up(business_name: str, name: str, email: str, password: str, language: str) -> User:
-    """A new user who owns a new workspace."""
-    if find_user_by_email(email) is not None:
-        raise WorkspaceError(
-            _l("An account with this email exists. Sign in, then create a workspace."),
-            field="email",
+def sign_up(business_name: str, name: str, email: str, password: str, language: str) -> None:
+    """Ask the address to confirm the signup; the same answer for every address.
+
+    A new address gets a link that opens the workspace; an address with an account gets
+    an email saying someone tried to sign up with it (with links to sign in or reset the
+    password). Both paths hash the password, so neither is quicker than the other.
+    """
+    email = email.strip().lower()
+    password_hash = hash_password(password)
+    existing = find_user_by_email(email)
+    if existing is not None:
+        enqueue("app.tasks.email.send_signup_attempt", existing.id)
+        return
+    db.session.execute(
+        sa.delete(PendingSignup).where(
+            PendingSignup.created_at < utcnow() - timedelta(seconds=SIGNUP_MAX_AGE)
         )
-    user = create_user(email, name, password, locale=language)
-    create_workspace(business_name, user, language=language)
+    )
+    pending = PendingSignup(
+        email=email,
+        name=name.strip(),
+        business_name=business_name.strip(),
+        password_hash=password_hash,
+        language=language,
+    )
+    db.session.add(pending)
+    db.session.commit()
+    enqueue("app.tasks.email.send_signup_confirmation", pending.id)
+
+
+def pending_signup(pending_id: int) -> PendingSignup | None:
+    return db.session.get(PendingSignup, pending_id)
+
+
+def confirm_signup(pending_id: int) -> User | None:
+    """The address confirmed: its user and workspace are created (once, even when the link
+    is followed twice at once). None when the link was used or the address has meanwhile
+    got an account."""
+    email = db.session.scalar(sa.select(PendingSignup.email).where(PendingSignup.id == pending_id))
+    if email is None:
+        return None
+    # One address, one account: two links of the same address confirmed at once wait here.
+    db.session.execute(
+        sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext("signup:" + email)))
+    )
+    pending = db.session.scalar(
+        sa.select(PendingSignup).where(PendingSignup.id == pending_id).with_for_update()
+    )
+    if pending is None:
+        db.session.rollback()
+        return None
+    others = sa.delete(PendingSignup).where(PendingSignup.email == pending.email)
+    if find_user_by_email(pending.email) is not None:
+        db.session.execute(others)
+        db.session.commit()
+        return None
+    user = create_user(
+        pending.email, pending.name, None, pending.language, password_hash=pending.password_hash
+    )
+    create_workspace(pending.business_name, user, language=pending.language)
+    db.session.execute(others)
     db.session.commit()
     return user
 

@@ -5,10 +5,11 @@ import hashlib
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from app.models import Invitation, User
+from app.models import Invitation, PendingSignup, User
 
 INVITATION_MAX_AGE = 7 * 24 * 3600
 RESET_MAX_AGE = 3600
+SIGNUP_MAX_AGE = 2 * 24 * 3600
 DEVICE_MAX_AGE = 365 * 24 * 3600
 
 
@@ -40,6 +41,19 @@ def read_password_reset_token(token: str) -> tuple[int, str] | None:
     except BadSignature:
         return None
     return data["u"], data["h"]
+
+
+def signup_token(pending: PendingSignup) -> str:
+    return _serializer("signup").dumps({"p": pending.id})
+
+
+def read_signup_token(token: str) -> int | None:
+    """The pending signup's id for a valid, unexpired link; None otherwise."""
+    try:
+        data = _serializer("signup").loads(token, max_age=SIGNUP_MAX_AGE)
+    except BadSignature:
+        return None
+    return data.get("p") if isinstance(data, dict) else None
 
 
 def _email_fingerprint(email: str) -> str:

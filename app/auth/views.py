@@ -96,24 +96,46 @@ def _field_error(form, error: WorkspaceError) -> None:
 
 @bp.route("/signup", methods=["GET", "POST"])
 @limiter.limit("10/hour", methods=["POST"])
+@limiter.limit("3/hour", methods=["POST"], key_func=_account_key)
 def signup():
     form = SignupForm()
     if form.validate_on_submit():
-        try:
-            user = services.sign_up(
-                form.business_name.data,
-                form.name.data,
-                form.email.data,
-                form.password.data,
-                language=current_language(),
-            )
-        except WorkspaceError as error:
-            _field_error(form, error)
-        else:
-            _start_session(user, remember=False)
-            flash(_("Your workspace is ready."), "success")
-            return redirect_to(url_for("main.dashboard"))
+        services.sign_up(
+            form.business_name.data,
+            form.name.data,
+            form.email.data,
+            form.password.data,
+            language=current_language(),
+        )
+        # The same page whether or not the address has an account: the email says which.
+        return redirect_to(url_for("auth.signup_sent"))
     return render("auth/signup.html", "auth/_signup_form.html", form=form)
+
+
+@bp.route("/signup/sent")
+def signup_sent():
+    return render_template("auth/signup_sent.html")
+
+
+@bp.route("/signup/confirm/<token>", methods=["GET", "POST"])
+@limiter.limit("10/15 minutes", methods=["POST"])
+def confirm_signup(token: str):
+    """The emailed link: a button opens the workspace (a GET changes nothing, so mail
+    scanners that follow links create nothing)."""
+    pending_id = tokens.read_signup_token(token)
+    pending = services.pending_signup(pending_id) if pending_id else None
+    if pending is None:
+        flash(_("This link has expired or was already used. Sign in, or sign up again."), "error")
+        return redirect(url_for("auth.login"))
+    if request.method == "POST":
+        user = services.confirm_signup(pending.id)
+        if user is None:
+            flash(_("This email already has an account: sign in."), "info")
+            return redirect_to(url_for("auth.login"))
+        _start_session(user, remember=False)
+        flash(_("Your workspace is ready."), "success")
+        return redirect_to(url_for("main.dashboard"))
+    return render_template("auth/confirm_signup.html", pending=pending)
 
 
 @bp.route("/login", methods=["GET", "POST"])

@@ -210,6 +210,16 @@ def test_the_whole_conveyor_from_signup_to_the_morning_digest(
         email=emails["owner"],
         password=PASSWORD,
     )
+    # The same page for every address; the emailed link opens the workspace.
+    arrive(owner, "/signup/sent", lang)
+    expect(owner.locator("h1")).to_have_text(t("Check your email to continue"))
+    run_jobs()
+    [welcome] = mailbox.to(emails["owner"])
+    link = re.search(r"https?://\S+/signup/confirm/\S+", mailbox.text(welcome)).group(0)
+    assert link.startswith(live_server + "/") and link in mailbox.html(welcome)
+    owner.goto(link)
+    assert_page_ready(owner, lang)
+    owner.locator("#confirm-signup button[type=submit]").click()
     arrive(owner, "/", lang)
     expect(owner.locator("h1")).to_have_text(workspace)
     expect(owner.locator(".flash-success")).to_have_text(t("Your workspace is ready."))

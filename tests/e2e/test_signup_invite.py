@@ -89,6 +89,16 @@ def test_owner_signs_up_and_teammate_joins_by_invitation(
         email=f"owner-{lang}@example.com",
         password=PASSWORD,
     )
+    # The same page for every address: the link to go on arrives by email.
+    arrive(owner, "/signup/sent", lang)
+    expect(owner.locator("#signup-sent")).to_be_visible()
+    assert run_jobs() == 1
+    [welcome] = mailbox.to(f"owner-{lang}@example.com")
+    link = re.search(r"https?://\S+/signup/confirm/\S+", mailbox.text(welcome)).group(0)
+    assert link.startswith(live_server + "/") and link in mailbox.html(welcome)
+    owner.goto(link)
+    assert_page_ready(owner, lang)
+    owner.locator("#confirm-signup button[type=submit]").click()
     arrive(owner, "/", lang)
     expect(owner.locator("h1")).to_have_text(workspace)
     screenshot(owner, "dashboard", lang)
@@ -131,6 +141,8 @@ def test_owner_signs_up_and_teammate_joins_by_invitation(
     # Checked last so a missing translation does not hide the rest of the journey.
     # The workspace name is Cyrillic itself, so it does not count.
     if lang == "ru":
+        welcome_subject = str(welcome["Subject"]).replace(workspace, "")
+        assert CYRILLIC.search(welcome_subject), f"untranslated subject: {welcome_subject}"
         subject = str(invitation["Subject"])
         assert CYRILLIC.search(subject.replace(workspace, "")), (
             f"the invitation subject is not translated: {subject!r}"
