@@ -354,11 +354,15 @@ def test_board_queue_and_lead_pages_run_a_bounded_number_of_queries(
         assert len(statements) <= 10, f"{url}: {len(statements)} queries"
 
 
-def test_a_new_intake_lead_starts_its_timeline(client, make):
+def test_a_new_intake_lead_starts_its_timeline(client, make, run_jobs):
     tenant, _ = make.workspace_with_owner()
     source = make.source(tenant, "Site")
     answer = client.post(f"/in/{source.intake_token}", json={"email": "t@example.com"})
-    lead = db.session.get(Lead, answer.json["id"])
+    assert answer.status_code == 202
+    run_jobs()
+    lead = db.session.scalar(
+        sa.select(Lead).where(Lead.source_id == source.id).execution_options(**ALL)
+    )
     event_row = db.session.scalar(
         sa.select(LeadEvent).where(LeadEvent.lead_id == lead.id).execution_options(**ALL)
     )
@@ -376,7 +380,7 @@ def test_rules_of_the_workspace_have_sensible_defaults(make):
 
 
 def test_an_open_board_learns_of_a_new_lead_from_its_pulse_and_only_of_its_own(
-    client, login, make, team
+    client, login, make, team, run_jobs
 ):
     tenant, owner, generator, *_ = team
     source = make.source(tenant, "Site")
@@ -391,13 +395,15 @@ def test_an_open_board_learns_of_a_new_lead_from_its_pulse_and_only_of_its_own(
     # A lead in another workspace changes nothing here.
     assert (
         client.post(f"/in/{elsewhere.intake_token}", json={"email": "x@example.com"}).status_code
-        == 201
+        == 202
     )
+    run_jobs()
     assert "HX-Trigger" not in client.get(pulse_url, headers={"HX-Request": "true"}).headers
     assert (
         client.post(f"/in/{source.intake_token}", json={"email": "new@example.com"}).status_code
-        == 201
+        == 202
     )
+    run_jobs()
     changed = client.get(pulse_url, headers={"HX-Request": "true"})
     assert changed.status_code == 204 and changed.headers["HX-Trigger"] == "board-changed"
     # The refreshed board shows the card and carries a new stamp: quiet again.
