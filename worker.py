@@ -106,6 +106,23 @@ class _Worker(Worker):
         self.stop_requested = True
         super().request_stop(signum, frame)
 
+    def unsubscribe(self):
+        """Stop listening for RQ's commands without waiting out the listener's poll.
+
+        redis-py 8.2's ``PubSubWorkerThread.stop()`` joins the listener, which polls every
+        60 s (RQ's choice), so every stopping worker (a burst run's end, a deploy's
+        SIGTERM) waited up to a minute. The listener is a daemon thread; a short wait will do.
+        """
+        if not self.pubsub_thread:
+            return
+        self.pubsub.unsubscribe()
+        try:
+            self.pubsub_thread.stop(timeout=1)
+        except TypeError:  # redis-py before 8.2: stop() takes no timeout and does not wait
+            self.pubsub_thread.stop()
+        self.pubsub_thread.join(timeout=1)
+        self.pubsub.close()
+
 
 if __name__ == "__main__":
     main()
