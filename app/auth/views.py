@@ -44,6 +44,12 @@ def _login_failed(_response) -> bool:
     return bool(g.get("login_failed"))
 
 
+def _signup_sent(_response) -> bool:
+    """Only signups that send an email count against the address's limit: no mailbox
+    gets more than a few of them an hour, whoever types it."""
+    return bool(g.get("signup_sent"))
+
+
 def _signed_in_here_before() -> bool:
     """This browser once signed in to the account it names: guessing elsewhere
     must not lock its owner out."""
@@ -96,7 +102,7 @@ def _field_error(form, error: WorkspaceError) -> None:
 
 @bp.route("/signup", methods=["GET", "POST"])
 @limiter.limit("10/hour", methods=["POST"])
-@limiter.limit("3/hour", methods=["POST"], key_func=_account_key)
+@limiter.limit("3/hour", methods=["POST"], key_func=_account_key, deduct_when=_signup_sent)
 def signup():
     form = SignupForm()
     if form.validate_on_submit():
@@ -107,6 +113,7 @@ def signup():
             form.password.data,
             language=current_language(),
         )
+        g.signup_sent = True
         # The same page whether or not the address has an account: the email says which.
         return redirect_to(url_for("auth.signup_sent"))
     return render("auth/signup.html", "auth/_signup_form.html", form=form)

@@ -7,6 +7,7 @@ from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.models import Lead, Membership, Phase, Stage, Tenant
+from app.policy import leads_visible_to
 
 WINDOW_DAYS = 3
 
@@ -22,7 +23,7 @@ def queue(tenant: Tenant, membership: Membership, today: date) -> list[Lead]:
             sa.select(Lead)
             .join(Stage, Stage.id == Lead.stage_id)
             .where(
-                Lead.tenant_id == tenant.id,
+                leads_visible_to(membership),
                 Lead.owner_id == membership.user_id,
                 Stage.phase == Phase.CONVERSION,
                 Stage.is_won.is_(False),

@@ -4,17 +4,19 @@ import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
 from app.extensions import db
-from app.models import Lead, Phase, Stage, Tenant
+from app.models import Lead, Membership, Phase, Stage
+from app.policy import leads_visible_to
 
 PAGE_SIZE = 50
 
 
-def incoming(tenant: Tenant, before_id: int | None = None) -> tuple[list[Lead], bool]:
-    """Newest leads still in the generation phase, a page at a time (keyset on id)."""
+def incoming(membership: Membership, before_id: int | None = None) -> tuple[list[Lead], bool]:
+    """Newest leads the member sees still in the generation phase, a page at a time
+    (keyset on id)."""
     query = (
         sa.select(Lead)
         .join(Stage, Stage.id == Lead.stage_id)
-        .where(Lead.tenant_id == tenant.id, Stage.phase == Phase.GENERATION)
+        .where(leads_visible_to(membership), Stage.phase == Phase.GENERATION)
         .options(joinedload(Lead.contact), joinedload(Lead.source), joinedload(Lead.owner))
         .order_by(Lead.id.desc())
         .limit(PAGE_SIZE + 1)

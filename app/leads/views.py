@@ -11,7 +11,7 @@ from app.policy import requires
 @requires("leads.generation")
 def incoming():
     before = request.args.get("before", type=int)
-    leads, has_more = services.incoming(g.tenant, before)
+    leads, has_more = services.incoming(g.membership, before)
     fragment = "leads/_rows.html" if before else "leads/_list.html"
     return render(
         "leads/incoming.html", fragment, leads=leads, has_more=has_more, paged=bool(before)
