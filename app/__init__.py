@@ -76,6 +76,7 @@ def register_blueprints(app: Flask) -> None:
     from app.main import bp as main_bp
     from app.radar import bp as radar_bp
     from app.sources import bp as sources_bp
+    from app.telegram.views import bp as telegram_bp
     from app.workspace import bp as workspace_bp
 
     for blueprint in (
@@ -91,6 +92,7 @@ def register_blueprints(app: Flask) -> None:
         engine_bp,
         radar_bp,
         billing_bp,
+        telegram_bp,
     ):
         app.register_blueprint(blueprint)
 

@@ -41,6 +41,21 @@ def _stripe_settings(strict: bool) -> dict:
     return settings
 
 
+def _telegram_settings(strict: bool) -> dict:
+    """The bot is on when ``TELEGRAM_BOT_TOKEN`` is set; then its webhook needs a secret."""
+    settings = {
+        "TELEGRAM_BOT_TOKEN": os.environ.get("TELEGRAM_BOT_TOKEN") or None,
+        "TELEGRAM_WEBHOOK_SECRET": os.environ.get("TELEGRAM_WEBHOOK_SECRET") or None,
+        # Another address for the Bot API (a local stand-in in tests).
+        "TELEGRAM_API_BASE": (
+            os.environ.get("TELEGRAM_API_BASE") or "https://api.telegram.org"
+        ).rstrip("/"),
+    }
+    if strict and settings["TELEGRAM_BOT_TOKEN"] and not settings["TELEGRAM_WEBHOOK_SECRET"]:
+        raise ConfigError("with TELEGRAM_BOT_TOKEN set, also set TELEGRAM_WEBHOOK_SECRET")
+    return settings
+
+
 def load_config(instance_path: str, overrides: dict | None = None) -> dict:
     """Build the config mapping from the environment, then apply ``overrides``."""
     env = os.environ.get("CONVEYOR_ENV", "production")
@@ -120,6 +135,7 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "LANGUAGES": {"en": "English", "ru": "Русский"},
         "DEV_OUTBOX_ROUTE": development,
         **stripe,
+        **_telegram_settings(strict=not (development or testing)),
         "TESTING": testing,
     }
     config.update(overrides)

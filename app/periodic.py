@@ -39,6 +39,8 @@ JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("engine-tick", timedelta(minutes=1), "app.tasks.engine.tick"),
     # Posts wake the lead builder as they arrive; this builds what waited while no worker ran.
     PeriodicJob("build-leads", timedelta(minutes=1), "app.tasks.leads.build_leads"),
+    # Updates wake a job as they arrive; this acts on any stored while the queue was away.
+    PeriodicJob("telegram-updates", timedelta(minutes=1), "app.tasks.telegram.process_pending"),
     PeriodicJob(
         "billing-check",
         timedelta(days=1),

@@ -64,14 +64,14 @@ def _start_worker(
         env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [os.path.join(ROOT, "tests", "faketime"), env.get("PYTHONPATH")])
         )
-    return subprocess.Popen(
-        command,
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
+    # A file, not a pipe: RQ's work-horses leave the worker's process group, and one
+    # still running would hold a pipe open after the worker is gone.
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by _stop
+    worker = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
     )
+    worker.log = log
+    return worker
 
 
 def _stop(worker) -> str:
@@ -83,8 +83,10 @@ def _stop(worker) -> str:
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait(10)
-    errors = worker.stderr.read().decode(errors="replace")
-    worker.stderr.close()
+    log = worker.log
+    log.seek(0)
+    errors = log.read().decode(errors="replace")
+    log.close()
     return errors[-3000:]
 
 
@@ -106,6 +108,7 @@ def test_each_period_is_queued_once_and_again_after_redis_is_flushed(ctx):
         [
             f"periodic-engine-tick-{at.timestamp() // 60:.0f}",
             f"periodic-build-leads-{at.timestamp() // 60:.0f}",
+            f"periodic-telegram-updates-{at.timestamp() // 60:.0f}",
             "periodic-billing-check-20781",
         ]
     )

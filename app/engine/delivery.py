@@ -1,4 +1,4 @@
-"""Sending the outbox: claim rows, send over SMTP, mark them; retry with backoff.
+"""Sending the outbox: claim rows, send by email or Telegram, mark them; retry with backoff.
 
 Rows are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL so several workers
 never take the same row. A row left in "sending" by a killed worker is claimed
@@ -16,7 +16,17 @@ from app import clock
 from app.engine import content
 from app.extensions import db
 from app.mail import send_email
-from app.models import Membership, MessageStatus, Notification, OutboxMessage, Tenant, User
+from app.models import (
+    Channel,
+    Membership,
+    MessageStatus,
+    Notification,
+    OutboxMessage,
+    Tenant,
+    User,
+)
+from app.telegram import bot_api
+from app.telegram import outbox as telegram_outbox
 from app.tenancy import ALL_TENANTS
 
 MAX_ATTEMPTS = 5
@@ -98,13 +108,22 @@ def _deliver_one(message_id: int, now: datetime) -> str:
         db.session.commit()
         return "skipped"
     try:
-        message = content.build(row, tenant, membership, user)
+        if row.channel == Channel.TELEGRAM:
+            message = telegram_outbox.send(row, tenant, membership, user)
+        else:
+            message = _send_email(row, tenant, membership, user)
         if message is None:  # nothing left to say (the deal closed, the touch was logged)
             row.status = MessageStatus.SKIPPED
             db.session.commit()
             return "skipped"
-        headers = {**message.headers, "Message-ID": f"<outbox-{row.id}.{row.tenant_id}@conveyor>"}
-        send_email(user.email, message.template, message.locale, headers=headers, **message.context)
+    except bot_api.Blocked as error:  # the person blocked the bot: never retried
+        db.session.rollback()
+        telegram_outbox.switch_off(message_id, now, str(error))
+        db.session.commit()
+        return "skipped"
+    except bot_api.FloodControl as error:  # Telegram says when to come back
+        db.session.rollback()
+        return _record_failure(message_id, now, str(error), retry_at=now + error.retry_after)
     except Exception as error:  # noqa: BLE001 - every SMTP or render failure is retried
         db.session.rollback()
         return _record_failure(message_id, now, f"{type(error).__name__}: {error}"[:2000])
@@ -112,8 +131,22 @@ def _deliver_one(message_id: int, now: datetime) -> str:
     return "sent"
 
 
-def _record_failure(message_id: int, now: datetime, last_error: str) -> str:
-    """Count the failed attempt: try again after a backoff, or give up after the last."""
+def _send_email(row, tenant, membership, user) -> content.Message | None:
+    message = content.build(row, tenant, membership, user)
+    if message is not None:
+        headers = {**message.headers, "Message-ID": f"<outbox-{row.id}.{row.tenant_id}@conveyor>"}
+        send_email(user.email, message.template, message.locale, headers=headers, **message.context)
+    return message
+
+
+def _record_failure(
+    message_id: int, now: datetime, last_error: str, retry_at: datetime | None = None
+) -> str:
+    """Count the failed attempt: try again after a backoff, or give up after the last.
+
+    ``retry_at`` is a time the channel asked for (Telegram's flood control): the row
+    waits until then, and the wait is not counted as a failed attempt.
+    """
     outcome = "retry"
 
     def write() -> None:
@@ -121,8 +154,13 @@ def _record_failure(message_id: int, now: datetime, last_error: str) -> str:
         row = db.session.get(OutboxMessage, message_id)
         if row.status != MessageStatus.SENDING:  # a commit that seemed lost was not
             return
-        row.attempts += 1
         row.last_error = last_error
+        if retry_at is not None:
+            row.status = MessageStatus.PENDING
+            row.next_attempt_at = retry_at
+            row.claimed_at = None
+            return
+        row.attempts += 1
         if row.attempts >= MAX_ATTEMPTS:
             row.status = MessageStatus.FAILED
             outcome = "failed"
@@ -136,8 +174,9 @@ def _record_failure(message_id: int, now: datetime, last_error: str) -> str:
     return outcome
 
 
-def _record_sent(message_id: int, now: datetime, message: content.Message) -> None:
-    """Mark the row sent and add its notification."""
+def _record_sent(message_id: int, now: datetime, message) -> None:
+    """Mark the row sent and add its notification (a Telegram message whose email twin
+    also goes out leaves the bell to the email)."""
 
     def write() -> None:
         row = db.session.get(OutboxMessage, message_id)
@@ -146,6 +185,9 @@ def _record_sent(message_id: int, now: datetime, message: content.Message) -> No
         row.status = MessageStatus.SENT
         row.sent_at = now
         row.attempts += 1
+        row.external_id = getattr(message, "external_id", None)
+        if not message.notification:
+            return
         db.session.add(
             Notification(
                 tenant_id=row.tenant_id,

@@ -25,6 +25,8 @@ from app.models import (
     Stage,
     Tenant,
 )
+from app.telegram import alerts as owner_alerts
+from app.telegram import preferences
 from app.tenancy import ALL_TENANTS
 
 WINDOW = timedelta(minutes=15)
@@ -57,6 +59,7 @@ def tick(now: datetime | None = None) -> dict:
     for tenant in due:
         written += _record_day(tenant, local_now(tenant, now).date(), now)
     written += _record_planned_touches(tenants, now)
+    written += _insert_new(owner_alerts.rows_due(tenants, now))
     db.session.commit()
     return {"workspaces_due": len(due), "rows": written}
 
@@ -68,9 +71,10 @@ def _record_day(tenant: Tenant, today: date, now: datetime) -> int:
         .where(Membership.tenant_id == tenant.id, Membership.active.is_(True))
         .execution_options(**ALL_TENANTS)
     ).all()
-    for user_id, opted_out in members:
-        if not opted_out:
-            rows.append(_row(tenant, user_id, MessageKind.DIGEST, None, today, now))
+    # A member who turned engine email off still gets a digest in Telegram if they
+    # want one: app.telegram.preferences.fan_out leaves their email row out.
+    for user_id, _email_off in members:
+        rows.append(_row(tenant, user_id, MessageKind.DIGEST, None, today, now))
     open_stage = sa.and_(Stage.is_won.is_(False), Stage.is_lost.is_(False))
     clients_due = db.session.execute(
         sa.select(Lead.id, Lead.owner_id)
@@ -152,7 +156,11 @@ def _row(
 
 
 def _insert_new(rows: list[dict]) -> int:
-    """Insert the rows whose unique key is new; existing ones are left as they are."""
+    """Insert the rows whose unique key is new; existing ones are left as they are.
+
+    Each row is first made one row per channel its recipient wants (email, Telegram).
+    """
+    rows = preferences.fan_out(rows)
     if not rows:
         return 0
     keys = [row["unique_key"] for row in rows]

@@ -23,10 +23,17 @@ from app.models.billing import (
     Subscription,
     SubscriptionStatus,
 )
-from app.models.engine import MessageKind, MessageStatus, Notification, OutboxMessage
+from app.models.engine import Channel, MessageKind, MessageStatus, Notification, OutboxMessage
 from app.models.imports import ImportJob, ImportMode, ImportRejection, ImportStatus
 from app.models.intake import InboxItem, InboxStatus, IntakeKey
 from app.models.pipeline import Contact, Lead, Phase, Source, SourceKind, Stage
+from app.models.telegram import (
+    DeliveryPreference,
+    TelegramLink,
+    TelegramLinkToken,
+    TelegramUpdate,
+    Topic,
+)
 from app.models.tenant import Invitation, Membership, Role, Tenant
 from app.models.user import PendingSignup, User
 
@@ -34,6 +41,8 @@ __all__ = [
     "AuditEntry",
     "Base",
     "BillingNotice",
+    "Channel",
+    "DeliveryPreference",
     "Conflict",
     "ConflictKind",
     "ConflictStatus",
@@ -70,8 +79,12 @@ __all__ = [
     "StripeEvent",
     "Subscription",
     "SubscriptionStatus",
+    "TelegramLink",
+    "TelegramLinkToken",
+    "TelegramUpdate",
     "Tenant",
     "TenantScoped",
+    "Topic",
     "PendingSignup",
     "User",
     "utcnow",

@@ -1,7 +1,7 @@
 """The contact engine's record of what was due and what was sent.
 
 The database, not Redis, is the record: one outbox row per (recipient, kind,
-subject, local date) under a unique key, so a tick run twice writes nothing twice.
+subject, local date, channel) under a unique key, so a tick run twice writes nothing twice.
 """
 
 import enum
@@ -18,6 +18,14 @@ class MessageKind(enum.StrEnum):
     TOUCH_DUE = "touch_due"
     DECISION_WINDOW = "decision_window"
     TOUCH_SCHEDULED = "touch_scheduled"
+    OWNER_ALERT = "owner_alert"  # a new conflict for the owner (Telegram only: see app.telegram)
+
+
+class Channel(enum.StrEnum):
+    """Where an outbox row goes: each message is one row per channel."""
+
+    EMAIL = "email"
+    TELEGRAM = "telegram"
 
 
 class MessageStatus(enum.StrEnum):
@@ -39,6 +47,9 @@ class OutboxMessage(TenantScoped, Base):
     unique_key: Mapped[str] = mapped_column(sa.String(200), unique=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     kind: Mapped[MessageKind] = mapped_column(str_enum(MessageKind, 24))
+    channel: Mapped[Channel] = mapped_column(
+        str_enum(Channel, 16), default=Channel.EMAIL, server_default=Channel.EMAIL.value
+    )
     subject_id: Mapped[int | None] = mapped_column()  # the lead, for reminders
     local_date: Mapped[date] = mapped_column(sa.Date)
     status: Mapped[MessageStatus] = mapped_column(
@@ -49,6 +60,8 @@ class OutboxMessage(TenantScoped, Base):
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(sa.Text)
+    # The channel's own id of what was sent (Telegram's message_id): replies point at it.
+    external_id: Mapped[str | None] = mapped_column(sa.String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     user: Mapped["User"] = relationship()  # noqa: F821

@@ -1,0 +1,1 @@
+"""Telegram: reminders, digests and owner alerts in a chat, and one-tap touches back."""
