@@ -29,6 +29,7 @@ from app.models import (
     TelegramUpdate,
     Touch,
 )
+from app.tasks.radar import send_quality_alert
 from tests import factories
 from tests.telegram_stub import BOT_USERNAME, TelegramStub, callback_update, message_update
 from tests.test_access_matrix import (
@@ -425,6 +426,22 @@ def test_owner_alerts_come_with_pause_source_for_the_owner_only(
     run_jobs()
     assert db.session.get(Source, source.id).active is False
     assert "is paused" in stub.called("editMessageText")[-1]["text"]
+
+
+def test_an_owner_who_chose_telegram_only_gets_no_alert_email(
+    app, make, login, stub, run_jobs, shop, mailbox
+):
+    tenant, owner = shop
+    web = link_telegram(app, login, owner, 1500, run_jobs)
+    source = make.source(tenant, name="Banner partner")
+    conflict = Conflict(
+        tenant_id=tenant.id, kind=ConflictKind.SOURCE_QUALITY, source_id=source.id, details={}
+    )
+    db.session.add(conflict)
+    db.session.commit()
+    web.post("/account/telegram/channels", data={"alerts": "telegram"})
+    assert send_quality_alert(tenant.id, conflict.id) == 0
+    assert mailbox.to(owner.email) == []
 
 
 def test_set_webhook_registers_the_address_with_the_secret(app, stub):

@@ -3,8 +3,9 @@
 from app.auth.services import preferred_locale
 from app.extensions import db
 from app.mail import external_url, send_email
-from app.models import Conflict, Source
+from app.models import Conflict, Source, Topic
 from app.policy import members_who
+from app.telegram.preferences import wants_email
 from app.tenancy import tenant_scope
 
 
@@ -15,7 +16,12 @@ def send_quality_alert(tenant_id: int, conflict_id: int) -> int:
             return 0
         source = db.session.get(Source, conflict.source_id)
         link = external_url("radar.conflict", conflict_id=conflict.id)
-        owners = members_who(tenant_id, "alerts.receive")
+        # An owner who chose Telegram only for alerts gets it there (app.telegram.alerts).
+        owners = [
+            owner
+            for owner in members_who(tenant_id, "alerts.receive")
+            if wants_email(tenant_id, owner.user_id, Topic.ALERTS)
+        ]
         for owner in owners:
             send_email(
                 owner.user.email,
