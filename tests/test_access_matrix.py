@@ -730,9 +730,9 @@ ROWS = [
     # Telegram: off without a bot token, so not there for anyone (tests/test_telegram.py
     # walks these rows again with the bot on).
     Row("telegram.webhook", POST, EVERYONE, HIDDEN, payload={"update_id": 1}, public=HIDDEN),
-    Row("telegram.link", POST, EVERYONE, HIDDEN, public=HIDDEN),
-    Row("telegram.unlink", POST, EVERYONE, HIDDEN, public=HIDDEN),
-    Row("telegram.channels", POST, EVERYONE, HIDDEN, form={"digest": "email"}, public=HIDDEN),
+    Row("telegram.link", POST, EVERYONE, HIDDEN),
+    Row("telegram.unlink", POST, EVERYONE, HIDDEN),
+    Row("telegram.channels", POST, EVERYONE, HIDDEN, form={"digest": "email"}),
 ]
 MATRIX = {(row.endpoint, row.method): row for row in ROWS}
 

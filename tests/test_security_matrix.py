@@ -106,6 +106,8 @@ CSRF_EXEMPT = {
     "body before anything is stored; Stripe has no session to hold a token",
     "engine.unsubscribe_now": "RFC 8058 one-click unsubscribe: mail clients post without a "
     "session; the signed token in the address names the member, and it only stops their mail",
+    "telegram.webhook": "Telegram's updates: the X-Telegram-Bot-Api-Secret-Token header is "
+    "checked in constant time before anything is stored; Telegram has no session",
 }
 CSRF_CHECKED = sorted(key for key in MATRIX if key[1] in MUTATING and key[0] not in CSRF_EXEMPT)
 
@@ -485,6 +487,9 @@ UNLIMITED = {
     ("static", "GET"): "the app's own CSS and JavaScript files: no lookup, nothing stored",
     ("billing.webhook", "POST"): "@limiter.exempt: Stripe's deliveries, verified by signature "
     "before anything is stored; a 429 would only delay events Stripe retries",
+    ("telegram.webhook", "POST"): "@limiter.exempt: Telegram's deliveries, checked by the "
+    "secret header before anything is stored (404 while the bot is off); a 429 would only "
+    "delay updates Telegram retries",
 }
 
 

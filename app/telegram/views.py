@@ -5,6 +5,7 @@ Without ``TELEGRAM_BOT_TOKEN`` every route here answers 404 and the card is not 
 
 import hmac
 import json
+from functools import wraps
 
 import click
 from flask import (
@@ -21,7 +22,7 @@ from flask import (
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
-from app.extensions import csrf
+from app.extensions import csrf, limiter
 from app.htmx import redirect_to
 from app.mail import external_url
 from app.queue import enqueue
@@ -30,14 +31,22 @@ from app.telegram import bot_api, linking, preferences, updates
 bp = Blueprint("telegram", __name__, cli_group="telegram")
 
 
-@bp.before_request
-def _only_when_enabled():
-    if not bot_api.enabled():
-        abort(404)
+def bot_on(view):
+    """404 while the feature is off (no bot token): the routes are not there."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if not bot_api.enabled():
+            abort(404)
+        return view(*args, **kwargs)
+
+    return wrapped
 
 
 @bp.route("/telegram/webhook", methods=["POST"])
 @csrf.exempt
+@limiter.exempt
+@bot_on
 def webhook():
     """Telegram's POST: the secret header checked in constant time, the update stored
     once per ``update_id`` and answered at once; the worker acts on it."""
@@ -59,6 +68,7 @@ def webhook():
 
 @bp.route("/account/telegram/link", methods=["POST"])
 @login_required
+@bot_on
 def link():
     """A fresh one-time deep link, shown once (its token is stored hashed)."""
     try:
@@ -74,6 +84,7 @@ def link():
 
 @bp.route("/account/telegram/unlink", methods=["POST"])
 @login_required
+@bot_on
 def unlink():
     linking.unlink(current_user)
     flash(_("Telegram is unlinked: everything comes by email."), "success")
@@ -82,6 +93,7 @@ def unlink():
 
 @bp.route("/account/telegram/channels", methods=["POST"])
 @login_required
+@bot_on
 def channels():
     """Email, Telegram or both for each kind of message, in the current workspace."""
     if g.get("membership") is None:
