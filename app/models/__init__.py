@@ -26,6 +26,17 @@ from app.models.billing import (
 from app.models.engine import Channel, MessageKind, MessageStatus, Notification, OutboxMessage
 from app.models.imports import ImportJob, ImportMode, ImportRejection, ImportStatus
 from app.models.intake import InboxItem, InboxStatus, IntakeKey
+from app.models.integrations import (
+    ApiToken,
+    DeliveryStatus,
+    EventStatus,
+    IdempotencyKey,
+    TokenAccess,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from app.models.pipeline import Contact, Lead, Phase, Source, SourceKind, Stage
 from app.models.telegram import (
     DeliveryPreference,
@@ -38,6 +49,15 @@ from app.models.tenant import Invitation, Membership, Role, Tenant
 from app.models.user import PendingSignup, User
 
 __all__ = [
+    "ApiToken",
+    "DeliveryStatus",
+    "EventStatus",
+    "IdempotencyKey",
+    "TokenAccess",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
     "AuditEntry",
     "Base",
     "BillingNotice",
