@@ -65,6 +65,7 @@ def _load_user(user_id: str):
 
 
 def register_blueprints(app: Flask) -> None:
+    from app.api.views import bp as api_bp
     from app.auth import bp as auth_bp
     from app.billing import bp as billing_bp
     from app.clients import bp as clients_bp
@@ -93,6 +94,7 @@ def register_blueprints(app: Flask) -> None:
         radar_bp,
         billing_bp,
         telegram_bp,
+        api_bp,
     ):
         app.register_blueprint(blueprint)
 

@@ -133,6 +133,11 @@ def load_config(instance_path: str, overrides: dict | None = None) -> dict:
         "BABEL_DEFAULT_LOCALE": "en",
         "BABEL_DEFAULT_TIMEZONE": "UTC",
         "LANGUAGES": {"en": "English", "ru": "Русский"},
+        # Calls per API token (the limits library's notation).
+        "API_RATE_LIMIT": os.environ.get("API_RATE_LIMIT", "600/minute"),
+        # Webhook endpoints on loopback addresses (development and tests only: no SSRF
+        # into the machine itself in production). Private and metadata addresses never.
+        "WEBHOOKS_ALLOW_LOOPBACK": development or _flag("WEBHOOKS_ALLOW_LOOPBACK"),
         "DEV_OUTBOX_ROUTE": development,
         **stripe,
         **_telegram_settings(strict=not (development or testing)),

@@ -34,6 +34,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "billing.manage": OWNER,
     "data.export": OWNER,
     "clients.import": OWNER,
+    "integrations.manage": OWNER,  # API tokens and webhook endpoints
     "radar.view": OWNER,
     "board.view": EVERYONE,
     "sources.manage": LEAD_GENERATION,
@@ -42,6 +43,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "clients.manage": ACCOUNTS,
     # Actions.
     "leads.qualify": LEAD_GENERATION,
+    # The contact a lead joined (a client's record); without it, only what the post carried.
+    "contacts.record": OWNER | {Role.CLOSER, Role.ACCOUNT_MANAGER},
     "deals.assign": OWNER,  # pick the closer by hand
     "deals.send_back": OWNER,  # from conversion or accounts back to lead generation
     "deals.lose": LEAD_GENERATION | {Role.CLOSER},  # a client is never a lost deal

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
+from app.api import ids
 from app.auth import tokens
 from app.engine.content import unsubscribe_token
 from app.extensions import db
@@ -44,12 +45,14 @@ from app.models import (
     SourceKind,
     Stage,
     Tenant,
+    TokenAccess,
     User,
     utcnow,
 )
 from app.passwords import hash_password
 from app.sources import services as sources
-from tests import factories
+from tests import api_helpers, factories
+from tests.api_helpers import bearer
 from tests.test_tenancy import (
     _conflict,
     _import_job,
@@ -97,6 +100,7 @@ class Answer:
             "redirect": location.netloc in ("", "localhost") and location.path != "/login",
             "login": location.path == "/login",
             "htmx-login": urlsplit(response.headers.get("HX-Redirect", "")).path == "/login",
+            "problem": response.mimetype == "application/problem+json",
             "any": True,
         }
         if not checks[self.kind]:
@@ -117,6 +121,11 @@ NO_CONTENT = Answer(204, "any")  # an htmx poll with nothing to swap
 
 def json_answer(status: int) -> Answer:
     return Answer(status, "json")
+
+
+def problem(status: int) -> Answer:
+    """An API refusal: application/problem+json (RFC 9457)."""
+    return Answer(status, "problem")
 
 
 # --- The rows a request names -----------------------------------------------------------
@@ -315,11 +324,78 @@ class Row:
     public: Answer | None = None  # what a signed-out visitor gets (None: the sign-in page)
     htmx: bool = False  # a page that answers htmx with a fragment
     forged: Answer | None = None  # the answer to a made-up token
+    # An API route: sent with API tokens instead of sessions (see ``plan_api``); roles
+    # outside ``members`` get ``denied`` (404 for a row, 403 for a whole list or action).
+    api: bool = False
+    denied: Answer = HIDDEN
 
     @property
     def signed_out(self) -> Answer:
         return self.public or LOGIN
 
+
+# --- The API: tokens, not sessions -------------------------------------------------------
+
+
+def _opaque(builder: Builder, kind: str = "lead") -> Builder:
+    """A builder's row, named by the API's opaque id."""
+
+    def build(scene: Scene) -> dict:
+        return {name: ids.encode(kind, value) for name, value in builder(scene).items()}
+
+    return build
+
+
+def _person(scene: Scene) -> dict:
+    lead = db.session.get(Lead, _deal(scene)["lead_id"])
+    return {"person_id": ids.encode("person", lead.contact_id)}
+
+
+def _move_payload(scene: Scene) -> dict:
+    target = NEXT_STAGE[_working_stage(scene, "New")]
+    return {"stage_id": ids.encode("stage", _stage(scene.tenant, target).id)}
+
+
+def _touch_payload(scene: Scene) -> dict:
+    return {"lead_id": ids.encode("lead", _deal(scene)["lead_id"]), "channel": "call"}
+
+
+API_OK, API_CREATED = json_answer(200), json_answer(201)
+API_ROWS = [
+    Row("api.list_leads", GET, EVERYONE, API_OK, api=True),
+    Row(
+        "api.create_lead",
+        POST,
+        LEAD_GENERATION,
+        API_CREATED,
+        payload={"name": "Anna", "email": "anna@example.com"},
+        api=True,
+        denied=problem(403),
+    ),
+    Row("api.get_lead", GET, EVERYONE, API_OK, _opaque(_deal), api=True),
+    Row(
+        "api.update_lead",
+        "PATCH",
+        EVERYONE,
+        API_OK,
+        _opaque(_deal),
+        payload=_move_payload,
+        api=True,
+    ),
+    Row("api.list_clients", GET, EVERYONE, API_OK, api=True),
+    Row("api.get_client", GET, ACCOUNTS, API_OK, _opaque(_client), api=True),
+    Row("api.list_people", GET, EVERYONE, API_OK, api=True),
+    Row("api.get_person", GET, EVERYONE, API_OK, _person, api=True),
+    Row("api.list_stages", GET, EVERYONE, API_OK, api=True),
+    Row("api.list_sources", GET, LEAD_GENERATION, API_OK, api=True, denied=problem(403)),
+    Row("api.list_touches", GET, EVERYONE, API_OK, api=True),
+    Row("api.log_touch", POST, EVERYONE, API_CREATED, payload=_touch_payload, api=True),
+    Row("api.list_promises", GET, EVERYONE, API_OK, api=True),
+    Row("api.list_conflicts", GET, OWNER, API_OK, api=True, denied=problem(403)),
+    # The document and its page are public: they describe the API, they hold no data.
+    Row("api.openapi", GET, EVERYONE, API_OK, public=API_OK),
+    Row("api.docs", GET, EVERYONE, PAGE, public=PAGE),
+]
 
 ROWS = [
     # Signing in and up, password reset, invitations: public pages.
@@ -733,8 +809,11 @@ ROWS = [
     Row("telegram.link", POST, EVERYONE, HIDDEN),
     Row("telegram.unlink", POST, EVERYONE, HIDDEN),
     Row("telegram.channels", POST, EVERYONE, HIDDEN, form={"digest": "email"}),
+    *API_ROWS,
 ]
 MATRIX = {(row.endpoint, row.method): row for row in ROWS}
+# An API token notes when it was last used, whatever the answer.
+TOUCHED_BY_READS = ("api_token.last_used_at",)
 
 
 def _routes(app) -> dict:
@@ -831,9 +910,11 @@ class Visit:
     body: dict
     expected: Answer
     htmx: bool = False
+    headers: dict | None = None
 
     def send(self):
         headers = {"HX-Request": "true"} if self.htmx else {}
+        headers.update(self.headers or {})
         body = {k: v() if callable(v) else v for k, v in self.body.items()}
         response = self.client.open(self.url, method=self.method, headers=headers, **body)
         response.get_data()
@@ -869,6 +950,8 @@ def _visits(app, row: Row, client, who: str, scene: Scene | None, expected: Answ
 
 def plan(app, world: World, row: Row) -> tuple[list[Visit], list[Visit]]:
     """(refused, allowed): every request the row's contract speaks about."""
+    if row.api:
+        return plan_api(app, world, row, _routes(app)[(row.endpoint, row.method)])
     refused, allowed = [], []
     for role in ROLES:
         client = world.clients[role]
@@ -892,6 +975,63 @@ def plan(app, world: World, row: Row) -> tuple[list[Visit], list[Visit]]:
     return refused, allowed
 
 
+def plan_api(app, world: World, row: Row, rule) -> tuple[list[Visit], list[Visit]]:
+    """An API row: a read-write token acting for each role, the owner's read-only token,
+    each role's token naming another workspace's row, and no token (a session cookie,
+    nothing, a made-up token): 401. Payloads are built now, before anything is compared."""
+    refused, allowed = [], []
+    mutating = row.method != GET
+    unauthenticated = problem(401)
+
+    def visits(who, client, scene, expected, headers, values=None):
+        if values is None:
+            values = row.ids(scene) if row.ids else {}
+        body = {}
+        if row.payload is not None:
+            body["json"] = row.payload(scene) if callable(row.payload) else row.payload
+        url = url_for(app, row.endpoint, values)
+        return [Visit(who, client, row.method, url, body, expected, headers=headers)]
+
+    anonymous = app.test_client()
+    for role in ROLES:
+        user = world.team[role]
+        secret = api_helpers.token_for(world.home, world.team[Role.OWNER], user)
+        expected = row.ok if role in row.members else row.denied
+        scene = world.scene(role)
+        (allowed if role in row.members else refused).extend(
+            visits(f"{role.value}'s token", anonymous, scene, expected, bearer(secret))
+        )
+        if _takes_ids(rule):
+            foreign = world.foreign_scene(role)
+            refused += visits(
+                f"{role.value}'s token naming another workspace's row",
+                anonymous,
+                foreign,
+                HIDDEN,
+                bearer(secret),
+            )
+    owner = world.team[Role.OWNER]
+    read_only = api_helpers.token_for(world.home, owner, access=TokenAccess.READ)
+    scene = world.scene(Role.OWNER)
+    if mutating:
+        refused += visits(
+            "owner's read-only token", anonymous, scene, problem(403), bearer(read_only)
+        )
+    else:
+        allowed += visits("owner's read-only token", anonymous, scene, row.ok, bearer(read_only))
+    cookie = world.clients[Role.OWNER]
+    refused += visits("owner's session, no token", cookie, scene, unauthenticated, {})
+    refused += visits("no token", anonymous, scene, unauthenticated, {})
+    refused += visits(
+        "made-up token",
+        anonymous,
+        scene,
+        unauthenticated,
+        bearer("cvk_" + secrets.token_urlsafe(32)),
+    )
+    return refused, allowed
+
+
 # --- Tests ----------------------------------------------------------------------------------
 
 
@@ -909,12 +1049,12 @@ def test_the_route_answers_each_role_and_context_as_the_matrix_says(app, world, 
     refused, allowed = plan(app, world, MATRIX[key])
     mismatches = []
 
-    before = database_fingerprint()
+    before = database_fingerprint(TOUCHED_BY_READS)
     for visit in refused:
         problem = visit.expected.problem(visit.send())
         if problem:
             mismatches.append(f"{visit}: expected {visit.expected}, {problem}")
-    changed = changed_tables(before, database_fingerprint())
+    changed = changed_tables(before, database_fingerprint(TOUCHED_BY_READS))
     if changed:
         mismatches.append(f"refused requests changed rows in {changed}")
 

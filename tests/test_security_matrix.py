@@ -109,6 +109,13 @@ CSRF_EXEMPT = {
     "telegram.webhook": "Telegram's updates: the X-Telegram-Bot-Api-Secret-Token header is "
     "checked in constant time before anything is stored; Telegram has no session",
 }
+_API_TOKEN = (
+    "the public API: a bearer token authenticates every call and a session cookie never "
+    "does (401), so a forged cross-site request has nothing to ride on"
+)
+CSRF_EXEMPT.update(
+    dict.fromkeys(("api.create_lead", "api.update_lead", "api.log_touch"), _API_TOKEN)
+)
 CSRF_CHECKED = sorted(key for key in MATRIX if key[1] in MUTATING and key[0] not in CSRF_EXEMPT)
 
 
@@ -485,6 +492,8 @@ UNLIMITED = {
     ("main.healthz", "GET"): "@limiter.exempt: load balancers and monitors poll it",
     ("main.dev_outbox", "GET"): "exists only in development with the local outbox (404 else)",
     ("static", "GET"): "the app's own CSS and JavaScript files: no lookup, nothing stored",
+    ("api.openapi", "GET"): "@limiter.exempt: the API's description, built once; no lookup",
+    ("api.docs", "GET"): "@limiter.exempt: the API's documentation page; no lookup",
     ("billing.webhook", "POST"): "@limiter.exempt: Stripe's deliveries, verified by signature "
     "before anything is stored; a 429 would only delay events Stripe retries",
     ("telegram.webhook", "POST"): "@limiter.exempt: Telegram's deliveries, checked by the "

@@ -9,6 +9,7 @@ route without a builder fails ``test_every_id_route_is_covered``.
 import pytest
 import sqlalchemy as sa
 
+from app.api import ids
 from app.extensions import db
 from app.imports import services as imports
 from app.models import (
@@ -26,6 +27,7 @@ from app.models import (
 from app.sources import services as sources
 from app.tenancy import tenant_scope
 from app.workspace import services as workspace
+from tests.api_helpers import bearer, token_for
 
 
 def _invitation(tenant, owner, make):
@@ -100,6 +102,21 @@ def _conflict(tenant, owner, make):
     db.session.add(conflict)
     db.session.commit()
     return {"conflict_id": conflict.id}
+
+
+def _api(builder, kind="lead"):
+    """The row named by the API's opaque id (API routes are sent with the intruder's token)."""
+
+    def build(tenant, owner, make):
+        return {
+            name: ids.encode(kind, value) for name, value in builder(tenant, owner, make).items()
+        }
+
+    return build
+
+
+def _person(tenant, owner, make):
+    return {"person_id": ids.encode("person", make.lead(tenant, "New", owner=owner).contact_id)}
 
 
 def _snapshot(tenant):
@@ -188,6 +205,10 @@ ID_ROUTES = {
     "conveyor.lose": _deal,
     "conveyor.add_note": _deal,
     "conveyor.log_touch": _deal,
+    "api.get_lead": _api(_deal),
+    "api.update_lead": _api(_deal),
+    "api.get_client": _api(_client),
+    "api.get_person": _person,
 }
 
 
@@ -207,7 +228,7 @@ def test_every_id_route_is_covered(app):
 @pytest.mark.parametrize("endpoint", sorted(ID_ROUTES))
 def test_another_workspace_gets_404(app, client, make, login, endpoint):
     tenant_a, owner_a = make.workspace_with_owner(name="Victim")
-    _, owner_b = make.workspace_with_owner(name="Intruder")
+    tenant_b, owner_b = make.workspace_with_owner(name="Intruder")
     values = ID_ROUTES[endpoint](tenant_a, owner_a, make)
     rule = _id_routes(app)[endpoint]
     before = _snapshot(tenant_a)
@@ -222,7 +243,12 @@ def test_another_workspace_gets_404(app, client, make, login, endpoint):
             "cost": "1",
             "email": "x@example.com",
         }
-        response = client.open(url, method=method, data=data)
+        if endpoint.startswith("api."):  # the API takes tokens, not the session
+            headers = bearer(token_for(tenant_b, owner_b))
+            body = {"problem": "Hijacked"}
+            response = client.open(url, method=method, json=body, headers=headers)
+        else:
+            response = client.open(url, method=method, data=data)
         assert response.status_code == 404, f"{method} {url} answered {response.status_code}"
     # Nothing in workspace A changed.
     assert _snapshot(tenant_a) == before
