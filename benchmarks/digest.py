@@ -3,10 +3,11 @@
 One run on a fresh database: ``--workspaces`` workspaces (made by the workspace
 services, one owner for all: argon2 once) with ``--clients`` clients each, made by the
 app's builder as the clients import makes them (account phase, owned by the owner,
-touched next today), every workspace's digest hour set to the hour of the tick through
-``update_settings``. Then, in a process of its own (so that its memory is the tick's),
-``schedule.tick(now)`` as the worker's engine job runs it, twice: the first records
-the day, the second must write nothing (unique keys).
+touched next over the coming week: a seventh of them today), every workspace's digest
+hour set to the hour of the tick through ``update_settings``. Then, in a process of
+its own (so that its memory is the tick's), ``schedule.tick(now)`` as the worker's
+engine job runs it, twice: the first records the day, the second must write nothing
+(unique keys).
 
     .venv/bin/python benchmarks/digest.py [--workspaces 200] [--clients 500]
 """
