@@ -73,6 +73,7 @@ def register_blueprints(app: Flask) -> None:
     from app.engine import bp as engine_bp
     from app.imports import bp as imports_bp
     from app.intake import bp as intake_bp
+    from app.integrations.views import bp as integrations_bp
     from app.leads import bp as leads_bp
     from app.main import bp as main_bp
     from app.radar import bp as radar_bp
@@ -95,6 +96,7 @@ def register_blueprints(app: Flask) -> None:
         billing_bp,
         telegram_bp,
         api_bp,
+        integrations_bp,
     ):
         app.register_blueprint(blueprint)
 

@@ -41,6 +41,9 @@ JOBS: tuple[PeriodicJob, ...] = (
     PeriodicJob("build-leads", timedelta(minutes=1), "app.tasks.leads.build_leads"),
     # Updates wake a job as they arrive; this acts on any stored while the queue was away.
     PeriodicJob("telegram-updates", timedelta(minutes=1), "app.tasks.telegram.process_pending"),
+    # Commits wake webhook delivery; this sends retries as they fall due.
+    PeriodicJob("webhooks", timedelta(minutes=1), "app.tasks.webhooks.deliver"),
+    PeriodicJob("webhooks-overdue", timedelta(hours=1), "app.tasks.webhooks.touch_overdue"),
     PeriodicJob(
         "billing-check",
         timedelta(days=1),

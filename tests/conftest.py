@@ -172,6 +172,7 @@ def app(database_url, redis_url, smtp_server):
             "MAIL_TRANSPORT": "smtp",
             "BASE_URL": "http://conveyor.test",
             "WTF_CSRF_ENABLED": False,
+            "WEBHOOKS_ALLOW_LOOPBACK": True,  # receivers in tests listen on loopback
             "RATELIMIT_KEY_PREFIX": f"test-{uuid.uuid4().hex[:8]}",
         }
     )

@@ -55,11 +55,14 @@ from tests import api_helpers, factories
 from tests.api_helpers import bearer
 from tests.test_tenancy import (
     _conflict,
+    _delivery,
+    _endpoint,
     _import_job,
     _invitation,
     _member_with_work,
     _membership,
     _stage_of,
+    _token,
 )
 
 GET, POST = "GET", "POST"
@@ -392,6 +395,41 @@ API_ROWS = [
     Row("api.log_touch", POST, EVERYONE, API_CREATED, payload=_touch_payload, api=True),
     Row("api.list_promises", GET, EVERYONE, API_OK, api=True),
     Row("api.list_conflicts", GET, OWNER, API_OK, api=True, denied=problem(403)),
+    # Settings → API and webhooks: the owner.
+    Row("integrations.index", GET, OWNER, PAGE),
+    Row(
+        "integrations.create_token",
+        POST,
+        OWNER,
+        PAGE,  # the secret is shown on this answer, once
+        form=lambda s: {
+            "token-name": "Zapier",
+            "token-access": "read",
+            "token-membership_id": str(factories.membership_of(s.tenant, s.owner).id),
+        },
+    ),
+    Row("integrations.revoke_token", POST, OWNER, REDIRECT, _tenancy(_token)),
+    Row(
+        "integrations.create_endpoint",
+        POST,
+        OWNER,
+        REDIRECT,
+        form={"endpoint-url": "http://127.0.0.1:9/in", "endpoint-events": "lead.created"},
+    ),
+    Row("integrations.endpoint", GET, OWNER, PAGE, _tenancy(_endpoint)),
+    Row(
+        "integrations.endpoint",
+        POST,
+        OWNER,
+        REDIRECT,
+        _tenancy(_endpoint),
+        form={"endpoint-url": "http://127.0.0.1:9/in", "endpoint-events": "deal.won"},
+    ),
+    Row("integrations.rotate_secret", POST, OWNER, REDIRECT, _tenancy(_endpoint)),
+    Row("integrations.enable", POST, OWNER, REDIRECT, _tenancy(_endpoint)),
+    Row("integrations.disable", POST, OWNER, REDIRECT, _tenancy(_endpoint)),
+    Row("integrations.delete", POST, OWNER, REDIRECT, _tenancy(_endpoint)),
+    Row("integrations.redeliver", POST, OWNER, REDIRECT, _tenancy(_delivery)),
     # The document and its page are public: they describe the API, they hold no data.
     Row("api.openapi", GET, EVERYONE, API_OK, public=API_OK),
     Row("api.docs", GET, EVERYONE, PAGE, public=PAGE),

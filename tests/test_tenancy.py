@@ -119,6 +119,57 @@ def _person(tenant, owner, make):
     return {"person_id": ids.encode("person", make.lead(tenant, "New", owner=owner).contact_id)}
 
 
+def _token(tenant, owner, make):
+    from app.api.tokens import create_token
+    from app.models import TokenAccess
+
+    seat = make.membership_of(tenant, owner)
+    token, _ = create_token(tenant, owner, "Victim token", TokenAccess.WRITE, seat)
+    return {"token_id": token.id}
+
+
+def _endpoint(tenant, owner, make):
+    from app.models import WebhookEndpoint
+
+    endpoint = WebhookEndpoint(
+        tenant_id=tenant.id,
+        url="https://hooks.example.com/in",
+        events=["lead.created"],
+        secret="whsec_dmljdGltLXNlY3JldC0xMjM0NTY3ODkw",
+        membership_id=make.membership_of(tenant, owner).id,
+    )
+    db.session.add(endpoint)
+    db.session.commit()
+    return {"endpoint_id": endpoint.id}
+
+
+def _delivery(tenant, owner, make):
+    from app.models import DeliveryStatus, WebhookDelivery, WebhookEvent
+
+    endpoint_id = _endpoint(tenant, owner, make)["endpoint_id"]
+    lead = make.lead(tenant, "New", owner=owner)
+    event = WebhookEvent(
+        tenant_id=tenant.id,
+        type="lead.created",
+        resource=f"lead:{lead.id}",
+        subject_id=lead.id,
+        lead_id=lead.id,
+        payload={"type": "lead.created"},
+    )
+    db.session.add(event)
+    db.session.flush()
+    delivery = WebhookDelivery(
+        tenant_id=tenant.id,
+        endpoint_id=endpoint_id,
+        event_id=event.id,
+        resource=event.resource,
+        status=DeliveryStatus.FAILED,
+    )
+    db.session.add(delivery)
+    db.session.commit()
+    return {"delivery_id": delivery.id}
+
+
 def _snapshot(tenant):
     """What an intruder must not be able to change in the victim's workspace."""
     rows = db.session.execute(
@@ -209,6 +260,13 @@ ID_ROUTES = {
     "api.update_lead": _api(_deal),
     "api.get_client": _api(_client),
     "api.get_person": _person,
+    "integrations.revoke_token": _token,
+    "integrations.endpoint": _endpoint,
+    "integrations.rotate_secret": _endpoint,
+    "integrations.enable": _endpoint,
+    "integrations.disable": _endpoint,
+    "integrations.delete": _endpoint,
+    "integrations.redeliver": _delivery,
 }
 
 

@@ -19,6 +19,7 @@ from app.builder.bulk import insert_rows, insert_rows_returning_ids
 from app.builder.people import ContactBook, LeadRotation
 from app.extensions import db
 from app.models import EventKind, Lead, LeadEvent
+from app.webhooks import events as webhook_events
 
 # The first key of the two-key advisory lock a workspace's builds take ("LEAD").
 WORKSPACE_LOCK = 0x4C454144
@@ -111,6 +112,7 @@ def build_leads(
     )
     if rotation is not None:
         rotation.record(now)
+    webhook_events.leads_created(db.session, tenant_id, lead_ids)
     return [
         BuiltLead(lead_id, merged) for lead_id, (_, merged) in zip(lead_ids, placed, strict=True)
     ]

@@ -1,0 +1,1 @@
+"""Settings → API and webhooks: the owner's tokens and webhook endpoints."""

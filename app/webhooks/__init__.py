@@ -1,0 +1,1 @@
+"""Outbound webhooks: events recorded with each change, signed deliveries by the worker."""
