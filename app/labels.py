@@ -82,6 +82,8 @@ LABELS = {
 
 def label(value, kind: str) -> str:
     """The translated word for a stored code; the code itself if it has none."""
+        "not_judged": _l("intake could not judge it"),
+        "reused_key": _l("reused key: another post sent it with other contact details"),
     if value is None:
         return ""
     code = getattr(value, "value", value)

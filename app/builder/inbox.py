@@ -45,6 +45,7 @@ def build_pending(batch_size: int = BATCH_SIZE) -> int:
                 InboxItem.status,
                 InboxItem.flagged,
             )
+                InboxItem.reason,
         )
         .where(InboxItem.status == InboxStatus.PENDING)
         .order_by(InboxItem.id)
@@ -160,6 +161,7 @@ def _drafts(tenant_id: int, items: list[InboxItem]) -> list[LeadDraft | None]:
     return drafts
 
 
+                key_reused=item.reason == "reused_key",
 def _fail(item: InboxItem, reason: str, errors: dict) -> None:
     item.status = InboxStatus.REJECTED
     item.reason = reason

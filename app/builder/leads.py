@@ -42,6 +42,7 @@ class LeadDraft:
     source_id: int | None = None
     source_name: str | None = None  # named on the timeline line of a lead from a source
     flagged: bool = False  # its source was paused or the workspace's billing had lapsed
+    key_reused: bool = False  # its post reused another post's key with other contact details
     arrived_at: datetime | None = None  # when the post came (empty: now)
     owner_id: int | None = None  # who gets it when the batch is not routed
     next_touch_on: date | None = None
@@ -54,6 +55,17 @@ class LeadDraft:
     @property
     def title(self) -> str:
         return (self.company or self.contact_name)[:200]
+
+    @property
+    def posted(self) -> dict:
+        """The contact details as posted, kept on the lead: what a member who may not see
+        the contact it joins is shown (``app.leads.services.contact_card``)."""
+        return {
+            "name": self.contact_name,
+            "email": self.email,
+            "phone": self.phone,
+            "company": self.company,
+        }
 
 
 @dataclass(slots=True)
@@ -145,6 +157,8 @@ def _lead_row(
         "utm": draft.utm,
         "extra": draft.extra,
         "flagged": draft.flagged,
+        "key_reused": draft.key_reused,
+        "posted": draft.posted,
         "created_at": created_at,
         "stage_entered_at": created_at,
     }

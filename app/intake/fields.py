@@ -3,6 +3,7 @@
 Everything here is pure: bytes and strings in, fields and errors out.
 """
 
+import hashlib
 import io
 import json
 from dataclasses import dataclass, field
@@ -169,6 +170,19 @@ def judge(data: dict, default_region: str) -> Judgement:
 
     judgement.fields = {**known, "extra": extra}
     return judgement
+
+
+def contact_details(judgement: Judgement) -> str:
+    """What makes a repeated idempotency key the same post on a source without signatures:
+    a digest of the post's email (normalised, lower-cased) and phone (E.164).
+
+    Written differently, the same address or number is the same; a field given but
+    invalid counts as written; an absent field matches only an absent one. The name,
+    the company and everything else may differ.
+    """
+    email = judgement.email or (judgement.fields.get("email") or "")
+    phone = judgement.phone or (judgement.fields.get("phone") or "")
+    return hashlib.sha256(f"{email}\n{phone}".encode("utf-8", "replace")).hexdigest()
 
 
 def normalise_phone(raw: str, default_region: str) -> str | None:

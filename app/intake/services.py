@@ -7,7 +7,6 @@ once the transaction has committed.
 """
 
 import functools
-import hashlib
 import secrets
 import threading
 import time
@@ -17,15 +16,15 @@ import sqlalchemy as sa
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from limits import parse as parse_limit
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import contains_eager
 
 from app.billing.access import is_read_only
 from app.builder.wake import wake
 from app.extensions import db, limiter
+from app.intake import cap, keys, signing
 from app.intake import fields as intake_fields
-from app.intake import signing
-from app.models import InboxItem, InboxStatus, IntakeKey, Source, Tenant, utcnow
+from app.models import InboxItem, InboxStatus, Source, Tenant
 from app.tenancy import ALL_TENANTS
 
 KEPT_HEADERS = (
@@ -40,22 +39,6 @@ KEPT_HEADERS = (
     "X-Forwarded-For",
 )
 MIN_FILL_SECONDS = 3
-# Phone numbers written without a country code are read in the workspace's country,
-# guessed from its currency (then its language).
-REGION_BY_CURRENCY = {
-    "RUB": "RU",
-    "KZT": "KZ",
-    "UAH": "UA",
-    "BYN": "BY",
-    "GBP": "GB",
-    "USD": "US",
-    "CAD": "CA",
-    "AUD": "AU",
-    "INR": "IN",
-    "CHF": "CH",
-    "PLN": "PL",
-}
-REGION_BY_LANGUAGE = {"ru": "RU", "en": "US"}
 
 
 @dataclass
@@ -116,23 +99,37 @@ def receive(
     """Store and judge one post; a good one waits for the lead builder. Commits.
 
     The inbox row joins the session last, so that it is inserted once, with its
-    verdict, by the commit that decides the answer (and never without it).
+    verdict, by the commit that decides the answer (and never without it). A post
+    intake fails to judge (a bug) is kept all the same, answered 400, to be corrected
+    and re-processed: whatever the input, the answer leaves its trace.
     """
     item = raw_item(source, body, content_type, headers, truncated)
-    result = _judge(source, item, headers)
-    item.http_status = result.http_status
-    db.session.add(item)
-    db.session.commit()
-    if item.status == InboxStatus.PENDING:
-        wake()
-    return result
+    try:
+        result = _judge(source, item, headers)
+    except SQLAlchemyError:
+        raise
+    except Exception:  # noqa: BLE001 - logged; the post is kept, not lost in a 500
+        current_app.logger.exception("intake could not judge a post; it is kept unjudged")
+        db.session.rollback()  # whatever the judgement wrote (keys) goes
+        item = raw_item(source, body, content_type, headers, truncated)
+        result = reject(item, 400, "not_judged", "the post could not be read")
+    return _store(item, result)
 
 
 def record_rate_limited(source: Source, body: bytes, content_type: str, headers, truncated: bool):
     item = raw_item(source, body, content_type, headers, truncated)
-    result = reject(item, 429, "rate_limited", "too many requests for this source")
-    db.session.add(item)
+    return _store(item, reject(item, 429, "rate_limited", "too many requests for this source"))
+
+
+def _store(item: InboxItem, result: IntakeResult) -> IntakeResult:
+    """Write the judged post (or, past the minute's cap of refusals, only count it) and
+    commit; wake the builder for a good one."""
+    item.http_status = result.http_status
+    if not (cap.is_refused(item) and cap.only_count(item)):
+        db.session.add(item)
     db.session.commit()
+    if item.status == InboxStatus.PENDING:
+        wake()
     return result
 
 
@@ -155,29 +152,9 @@ def _judge(source: Source, item: InboxItem, headers) -> IntakeResult:
         item.reason = "bot"
         item.fields = {"raw": {k: v[:200] for k, v in data.items()}}
         return IntakeResult(200, {"status": "received"}, item, from_form=True)
-    result = _accept(source, item, data, idempotency_keys(headers, data))
+    result = _accept(source, item, data, keys.idempotency_keys(headers, data))
     result.from_form = from_form
     return result
-
-
-def _key(kind: str, value: str) -> str:
-    """The stored form of a sender's key: itself when short, else a digest of all of it."""
-    if len(value) <= 200:
-        return f"{kind}:{value}"
-    return f"{kind}:sha256:{hashlib.sha256(value.encode('utf-8', 'surrogatepass')).hexdigest()}"
-
-
-def idempotency_keys(headers, data: dict) -> list[str]:
-    keys = []
-    if headers.get("Idempotency-Key"):
-        keys.append(_key("idem", headers["Idempotency-Key"]))
-    if headers.get("webhook-id"):
-        keys.append(_key("whid", headers["webhook-id"]))
-    if (data.get("external_id") or "").strip():
-        keys.append(_key("ext", data["external_id"].strip()))
-    if data.get("_submission"):
-        keys.append(_key("form", data["_submission"]))
-    return keys
 
 
 # A source's posts are counted in Redis, shared by every worker. A busy source with a
@@ -261,12 +238,9 @@ def _looks_like_a_bot(data: dict) -> bool:
 
 
 def phone_region(tenant: Tenant) -> str:
-    """Where phone numbers written without a country code are read."""
-    return region_for(tenant.currency, tenant.language)
-
-
-def region_for(currency: str, language: str) -> str:
-    return REGION_BY_CURRENCY.get(currency) or REGION_BY_LANGUAGE.get(language, "US")
+    """Where phone numbers written without a country code are read: the workspace's
+    country (not its currency: a British shop may price in euros)."""
+    return tenant.country
 
 
 def new_receipt() -> str:
@@ -274,81 +248,35 @@ def new_receipt() -> str:
     return "r" + secrets.token_hex(15)
 
 
-def _accept(source: Source, item: InboxItem, data: dict, keys: list[str]) -> IntakeResult:
+def _accept(source: Source, item: InboxItem, data: dict, post_keys: list[str]) -> IntakeResult:
     """Judge the fields; a good post claims its keys and waits in the inbox for the builder."""
     judgement = intake_fields.judge(data, phone_region(source.tenant))
     item.fields = judgement.fields
+    # A signed source's keys are strict; others' are the same post only with the same details.
+    contact = "" if source.signing_secret else intake_fields.contact_details(judgement)
     if not judgement.ok:
-        seen = _receipt_for(source, keys)
+        seen = keys.receipt_for(source, post_keys, contact)
         if seen is not None:
             return _duplicate(item, seen)
         return reject(
             item, 422, "invalid_fields", "some fields are missing or invalid", judgement.errors
         )
     receipt = item.receipt or new_receipt()
-    seen = _claim_keys(source, keys, receipt)
-    if seen is not None:
-        return _duplicate(item, seen)
+    claim = keys.claim(source, post_keys, contact, receipt)
+    if claim.seen is not None:
+        return _duplicate(item, claim.seen)
     item.status = InboxStatus.PENDING
     item.receipt = receipt
+    item.reason = "reused_key" if claim.reused else None
     item.flagged = not source.active or is_read_only(source.tenant_id)
     return IntakeResult(202, {"id": receipt, "status": "accepted"}, item)
-
-
-def _claim_keys(source: Source, keys: list[str], receipt: str) -> str | None:
-    """Claim the post's keys for its receipt; None when they are its own now, else the
-    receipt of the post that holds one of them (nothing is claimed then).
-
-    ``ON CONFLICT DO NOTHING`` waits for a concurrent identical post to commit or
-    roll back, so exactly one of them claims the keys and the other sees its receipt.
-    """
-    if not keys:
-        return None
-    claimed = db.session.scalars(
-        postgresql_insert(IntakeKey)
-        .values(
-            [
-                {
-                    "tenant_id": source.tenant_id,
-                    "source_id": source.id,
-                    "key": key,
-                    "receipt": receipt,
-                    "created_at": utcnow(),
-                }
-                for key in keys
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=["tenant_id", "source_id", "key"])
-        .returning(IntakeKey.id)
-    ).all()
-    if len(claimed) == len(keys):
-        return None
-    seen = _receipt_for(source, keys, other_than=receipt)
-    if seen is None:  # the keys it did not get were its own (a re-processed post)
-        return None
-    if claimed:  # one key was new, another taken: this post is not new after all
-        db.session.execute(sa.delete(IntakeKey).where(IntakeKey.id.in_(claimed)))
-    return seen
-
-
-def _receipt_for(source: Source, keys: list[str], other_than: str | None = None) -> str | None:
-    """The receipt of an earlier post of this source that claimed one of these keys."""
-    if not keys:
-        return None
-    query = sa.select(IntakeKey.receipt).where(
-        IntakeKey.tenant_id == source.tenant_id,
-        IntakeKey.source_id == source.id,
-        IntakeKey.key.in_(keys),
-    )
-    if other_than is not None:
-        query = query.where(IntakeKey.receipt != other_than)
-    return db.session.scalar(query.limit(1).execution_options(**ALL_TENANTS))
 
 
 def _duplicate(item: InboxItem, receipt: str) -> IntakeResult:
     """A repeat: the same receipt, and the lead when its post has been built already."""
     item.status = InboxStatus.DUPLICATE
     item.receipt = receipt
+    item.reason = None
     item.lead_id = db.session.scalar(
         sa.select(InboxItem.lead_id)
         .where(
@@ -362,15 +290,21 @@ def _duplicate(item: InboxItem, receipt: str) -> IntakeResult:
     return IntakeResult(200, {"id": receipt, "status": "duplicate"}, item)
 
 
-def reprocess(item: InboxItem, corrected: dict) -> IntakeResult:
+def reprocess(item: InboxItem, corrected: dict) -> IntakeResult | None:
     """Judge a rejected post again with the owner's corrections; a good one waits for the
-    lead builder. Commits, then wakes the builder."""
+    lead builder. Commits, then wakes the builder.
+
+    None when the post is no longer rejected: the row is locked and read again first, so
+    of several re-processings at once (or one racing the builder) only one takes it.
+    """
+    db.session.refresh(item, with_for_update=True)
+    if item.status != InboxStatus.REJECTED:
+        db.session.rollback()
+        return None
     source = db.session.get(Source, item.source_id)
     data = {k: v for k, v in corrected.items() if isinstance(v, str)}
-    keys = idempotency_keys(item.headers, data)
-    result = _accept(source, item, data, keys)
+    result = _accept(source, item, data, keys.idempotency_keys(item.headers, data))
     if item.status != InboxStatus.REJECTED:
-        item.reason = None
         item.errors = {}
     # Kept either way: the corrections are never lost, even when still invalid.
     db.session.commit()

@@ -16,3 +16,9 @@ def incoming():
     return render(
         "leads/incoming.html", fragment, leads=leads, has_more=has_more, paged=bool(before)
     )
+
+
+@bp.app_template_global()
+def contact_card(lead) -> services.ContactCard:
+    """Who the lead is about, as the signed-in member may see it."""
+    return services.contact_card(g.get("membership"), lead)

@@ -25,7 +25,7 @@ from app.models.billing import (
 )
 from app.models.engine import Channel, MessageKind, MessageStatus, Notification, OutboxMessage
 from app.models.imports import ImportJob, ImportMode, ImportRejection, ImportStatus
-from app.models.intake import InboxItem, InboxStatus, IntakeKey
+from app.models.intake import InboxItem, InboxStatus, IntakeKey, IntakeMinute
 from app.models.integrations import (
     ApiToken,
     DeliveryStatus,
@@ -88,6 +88,7 @@ __all__ = [
     "InboxItem",
     "InboxStatus",
     "IntakeKey",
+    "IntakeMinute",
     "Invitation",
     "Lead",
     "Membership",

@@ -4,6 +4,7 @@ import enum
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.models.base import Base, TenantScoped, UTCDateTime, str_enum, utcnow
@@ -56,14 +57,43 @@ class InboxItem(TenantScoped, Base):
 
 
 class IntakeKey(TenantScoped, Base):
-    """One idempotency key per source: a repeated key answers with the same receipt."""
+    """An idempotency key a source's post claimed: a repeat answers with the same receipt.
+
+    On a source without signatures anyone who reads its address can post first, so a
+    key is claimed together with the post's contact details (``contact``, a digest of
+    its normalised email and E.164 phone): the same key with other details is another
+    post. On a signed source ``contact`` is empty: a key is one post, whatever it says.
+    """
 
     __tablename__ = "intake_key"
-    __table_args__ = (sa.UniqueConstraint("tenant_id", "source_id", "key"),)
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "source_id", "key", "contact"),)
     tenant_id_index = False  # the unique key leads with it
 
     id: Mapped[int] = mapped_column(primary_key=True)
     source_id: Mapped[int] = mapped_column(sa.ForeignKey("source.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(sa.String(300))
+    contact: Mapped[str] = mapped_column(sa.String(64), default="")
     receipt: Mapped[str] = mapped_column(sa.String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class IntakeMinute(TenantScoped, Base):
+    """A source's refused posts in one minute (UTC): the first few are kept whole in the
+    inbox, the rest only counted here, so a public address cannot fill the database."""
+
+    __tablename__ = "intake_minute"
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "source_id", "minute"),)
+    tenant_id_index = False  # the unique key leads with it
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(sa.ForeignKey("source.id", ondelete="CASCADE"))
+    minute: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Every refused post of the minute, kept or not (what decides whether the next is kept).
+    refused_posts: Mapped[int] = mapped_column(default=0)
+    refused_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    # Those only counted: no inbox row, nothing of their body stored.
+    counted_posts: Mapped[int] = mapped_column(default=0)
+    counted_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    counted_by_status: Mapped[dict] = mapped_column(JSONB, default=dict)  # {"415": 296}
+
+    source: Mapped[Source] = relationship()

@@ -4,11 +4,12 @@ import secrets
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.intake import signing
 from app.mail import external_url
-from app.models import InboxItem, InboxStatus, Lead, Source, SourceKind, Tenant
+from app.models import InboxItem, InboxStatus, IntakeMinute, Lead, Source, SourceKind, Tenant
 
 INBOX_PAGE_SIZE = 50
 
@@ -138,3 +139,18 @@ def inbox_page(tenant: Tenant, status: str | None, source_id: int | None, page: 
         )
     )
     return items[:INBOX_PAGE_SIZE], len(items) > INBOX_PAGE_SIZE
+
+
+def counted_minutes(tenant: Tenant, source_id: int | None, limit: int = 20) -> list[IntakeMinute]:
+    """The latest minutes in which a source's refused posts were past what the inbox
+    keeps, so only counted (``app.intake.cap``), newest first."""
+    query = (
+        sa.select(IntakeMinute)
+        .where(IntakeMinute.tenant_id == tenant.id, IntakeMinute.counted_posts > 0)
+        .options(joinedload(IntakeMinute.source))
+        .order_by(IntakeMinute.minute.desc(), IntakeMinute.id.desc())
+        .limit(limit)
+    )
+    if source_id:
+        query = query.where(IntakeMinute.source_id == source_id)
+    return list(db.session.scalars(query))

@@ -4,6 +4,7 @@ from flask import abort, flash, g, request, url_for
 from flask_babel import gettext as _
 
 from app.htmx import local_path_or, redirect_to, render
+from app.intake import cap
 from app.intake import services as intake
 from app.intake.fields import KNOWN_FIELDS
 from app.models import InboxItem, InboxStatus, Source, SourceKind
@@ -171,6 +172,8 @@ def inbox():
         items=items,
         has_more=has_more,
         page_number=page,
+        counted=services.counted_minutes(g.tenant, source_id) if page == 1 else [],
+        refused_kept=cap.REFUSED_POSTS_KEPT_PER_MINUTE,
         status_filter=status,
         source_id=source_id,
         statuses=list(InboxStatus),
@@ -194,6 +197,8 @@ def inbox_item(item_id: int):
             corrected = {**(fields.get("extra") or {}), **corrected}
             result = intake.reprocess(item, corrected)
             if result.item.status == InboxStatus.REJECTED:
+            if result is None:  # re-processed at the same moment by someone else
+                abort(409)
                 for name, message in (result.item.errors or {}).items():
                     target = getattr(form, name, None)
                     if target is not None:
