@@ -116,6 +116,11 @@ class Lead(TenantScoped, TimestampMixin, Base):
     extra: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     # Captured while its source was paused or the workspace's billing had lapsed.
     flagged: Mapped[bool] = mapped_column(default=False)
+    # The contact details its post carried (name, email, phone, company), as the lead
+    # builder read them: what a lead generator sees instead of the contact it joined.
+    posted: Mapped[dict | None] = mapped_column(sa.JSON)
+    # Its post repeated another post's idempotency key with other contact details.
+    key_reused: Mapped[bool] = mapped_column(default=False)
     qualified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     won_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -138,11 +143,6 @@ class Lead(TenantScoped, TimestampMixin, Base):
     @property
     def is_qualified(self) -> bool:
         """The three conditions of a sale are recorded: problem, money, timing."""
-    # The contact details its post carried (name, email, phone, company), as the lead
-    # builder read them: what a lead generator sees instead of the contact it joined.
-    posted: Mapped[dict | None] = mapped_column(sa.JSON)
-    # Its post repeated another post's idempotency key with other contact details.
-    key_reused: Mapped[bool] = mapped_column(default=False)
         return bool(
             (self.problem or "").strip() and (self.money or "").strip() and self.decision_date
         )
