@@ -76,14 +76,14 @@ LABELS = {
         "rate_limited": _l("over the rate limit"),
         "bot": _l("a bot (honeypot or too fast)"),
         "build_failed": _l("could not become a lead"),
+        "not_judged": _l("intake could not judge it"),
+        "reused_key": _l("reused key: another post sent it with other contact details"),
     },
 }
 
 
 def label(value, kind: str) -> str:
     """The translated word for a stored code; the code itself if it has none."""
-        "not_judged": _l("intake could not judge it"),
-        "reused_key": _l("reused key: another post sent it with other contact details"),
     if value is None:
         return ""
     code = getattr(value, "value", value)

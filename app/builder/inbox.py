@@ -44,8 +44,8 @@ def build_pending(batch_size: int = BATCH_SIZE) -> int:
                 InboxItem.receipt,
                 InboxItem.status,
                 InboxItem.flagged,
-            )
                 InboxItem.reason,
+            )
         )
         .where(InboxItem.status == InboxStatus.PENDING)
         .order_by(InboxItem.id)
@@ -155,13 +155,13 @@ def _drafts(tenant_id: int, items: list[InboxItem]) -> list[LeadDraft | None]:
                 source_id=source.id,
                 source_name=source.name,
                 flagged=item.flagged,
+                key_reused=item.reason == "reused_key",
                 arrived_at=item.received_at,
             )
         )
     return drafts
 
 
-                key_reused=item.reason == "reused_key",
 def _fail(item: InboxItem, reason: str, errors: dict) -> None:
     item.status = InboxStatus.REJECTED
     item.reason = reason

@@ -171,9 +171,9 @@ def inbox():
         "sources/_inbox_rows.html",
         items=items,
         has_more=has_more,
-        page_number=page,
         counted=services.counted_minutes(g.tenant, source_id) if page == 1 else [],
         refused_kept=cap.REFUSED_POSTS_KEPT_PER_MINUTE,
+        page_number=page,
         status_filter=status,
         source_id=source_id,
         statuses=list(InboxStatus),
@@ -196,9 +196,9 @@ def inbox_item(item_id: int):
                 corrected["decision_date"] = form.decision_date.data.isoformat()
             corrected = {**(fields.get("extra") or {}), **corrected}
             result = intake.reprocess(item, corrected)
-            if result.item.status == InboxStatus.REJECTED:
             if result is None:  # re-processed at the same moment by someone else
                 abort(409)
+            if result.item.status == InboxStatus.REJECTED:
                 for name, message in (result.item.errors or {}).items():
                     target = getattr(form, name, None)
                     if target is not None:
