@@ -37,7 +37,7 @@ def create_endpoint(
     endpoint = WebhookEndpoint(
         tenant_id=tenant.id,
         url=url,
-        description=description.strip()[:200],
+        description=(description or "").strip()[:200],
         events=events,
         secret=signing.new_secret(),
         membership_id=membership.id,
@@ -49,7 +49,7 @@ def create_endpoint(
 
 def update_endpoint(endpoint: WebhookEndpoint, url: str, description: str, events: list[str]):
     endpoint.url, endpoint.events = _checked(url, events)
-    endpoint.description = description.strip()[:200]
+    endpoint.description = (description or "").strip()[:200]
     db.session.commit()
 
 
