@@ -22,3 +22,9 @@ def local_now(timezone: str, at: datetime | None = None) -> datetime:
 def today(timezone: str, at: datetime | None = None) -> date:
     """The calendar date in ``timezone`` at ``at`` (by default now)."""
     return local_now(timezone, at).date()
+
+
+def workspace_today(tenant, at: datetime | None = None) -> date:
+    """The workspace's "today": the date on its wall clock. Every page, job and rule
+    that asks what day it is for a workspace asks here."""
+    return today(tenant.timezone, at)

@@ -1,10 +1,12 @@
-"""Language and timezone choice, and locale-aware formatting helpers for templates."""
+"""Language and timezone choice; the formatting helpers (app.formatting) as Jinja filters."""
 
 from datetime import date
 
 from flask import current_app, g, request, session
-from flask_babel import format_currency, format_date, format_datetime, get_locale, get_timezone
+from flask_babel import get_locale, get_timezone
 from flask_login import current_user
+
+from app.formatting import format_date
 
 
 def current_language() -> str:
@@ -25,11 +27,28 @@ def current_timezone() -> str:
     return tenant.timezone if tenant is not None else "UTC"
 
 
-def money(minor_units: int, currency: str | None = None) -> str:
-    """Format integer minor units in the workspace currency and locale."""
-    tenant = g.get("tenant")
-    code = (currency or (tenant.currency if tenant is not None else "USD")).upper()
-    return format_currency(minor_units / 100, code)
+def register_template_helpers(app) -> None:
+    from app import formatting
+    from app.labels import label
+
+    app.jinja_env.filters.update(
+        label=label,
+        iso_date=iso_date,
+        date=formatting.format_date,
+        datetime=formatting.format_datetime,
+        day_month=formatting.day_month,
+        relative_day=formatting.relative_day,
+        number=formatting.number,
+        percent=formatting.percent,
+        money=formatting.money,
+    )
+    app.jinja_env.globals.update(
+        money=formatting.money,
+        format_date=formatting.format_date,
+        format_datetime=formatting.format_datetime,
+        get_locale=get_locale,
+        get_timezone=get_timezone,
+    )
 
 
 def iso_date(value: str | None) -> str:
@@ -40,17 +59,3 @@ def iso_date(value: str | None) -> str:
         return format_date(date.fromisoformat(value))
     except ValueError:
         return value
-
-
-def register_template_helpers(app) -> None:
-    from app.labels import label
-
-    app.jinja_env.filters["label"] = label
-    app.jinja_env.filters["iso_date"] = iso_date
-    app.jinja_env.globals.update(
-        money=money,
-        format_date=format_date,
-        format_datetime=format_datetime,
-        get_locale=get_locale,
-        get_timezone=get_timezone,
-    )

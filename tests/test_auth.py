@@ -7,7 +7,7 @@ from email.utils import parsedate_to_datetime
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import Membership, Role, Tenant, User
+from app.models import Membership, Role, Stage, Tenant, User
 from tests.factories import PASSWORD
 
 
@@ -294,3 +294,76 @@ def test_logout_needs_a_post(client, make, login):
     assert client.get("/").status_code == 200
     client.post("/logout")
     assert client.get("/").status_code == 302
+
+
+def _signup_from(client, accept_language: str, timezone: str, email: str, **extra):
+    return client.post(
+        "/signup",
+        data={
+            "business_name": "Corner Shop",
+            "name": "Ana",
+            "email": email,
+            "password": "a long enough pass 1",
+            "timezone": timezone,
+            **extra,
+        },
+        headers={"Accept-Language": accept_language},
+    )
+
+
+def _confirm(client, run_jobs, mailbox, email):
+    run_jobs()
+    link = _emailed_link(mailbox, email, "/signup/confirm/")
+    assert client.post(link).status_code == 302
+    return db.session.scalar(sa.select(Tenant))
+
+
+def test_signup_asks_for_the_country_the_browser_points_at(client):
+    british = client.get("/signup", headers={"Accept-Language": "en-GB,en;q=0.8"}).text
+    assert '<option selected value="GB">' in british
+    russian = client.get("/signup", headers={"Accept-Language": "ru-RU,ru;q=0.9"}).text
+    assert '<option selected value="RU">Россия</option>' in russian
+
+
+def test_a_uk_signup_gets_pounds_london_time_and_british_phones(client, ctx, run_jobs, mailbox):
+    response = _signup_from(
+        client, "en-GB,en;q=0.8", "Europe/London", "uk@example.com", country="GB"
+    )
+    assert response.status_code == 302
+    tenant = _confirm(client, run_jobs, mailbox, "uk@example.com")
+    assert (tenant.country, tenant.currency, tenant.timezone, tenant.language) == (
+        "GB",
+        "GBP",
+        "Europe/London",
+        "en",
+    )
+    from app.intake.services import phone_region
+
+    assert phone_region(tenant) == "GB"
+
+
+def test_a_russian_signup_gets_roubles_moscow_time_and_russian_words(
+    client, ctx, run_jobs, mailbox
+):
+    # Without a country in the post (no JavaScript, an old form) the browser's guess holds.
+    response = _signup_from(client, "ru-RU,ru;q=0.9", "", "ru@example.com")
+    assert response.status_code == 302
+    tenant = _confirm(client, run_jobs, mailbox, "ru@example.com")
+    assert (tenant.country, tenant.currency, tenant.timezone, tenant.language) == (
+        "RU",
+        "RUB",
+        "Europe/Moscow",
+        "ru",
+    )
+    stages = db.session.scalars(sa.select(Stage.name).order_by(Stage.position)).all()
+    assert stages[:2] == ["Новый", "Связались"]
+
+
+def test_the_browser_timezone_is_kept_when_it_lies_in_the_country(client, ctx, run_jobs, mailbox):
+    _signup_from(client, "ru", "Asia/Yekaterinburg", "ural@example.com", country="RU")
+    assert _confirm(client, run_jobs, mailbox, "ural@example.com").timezone == "Asia/Yekaterinburg"
+
+
+def test_a_browser_timezone_elsewhere_gives_way_to_the_country(client, ctx, run_jobs, mailbox):
+    _signup_from(client, "en-US", "America/Chicago", "away@example.com", country="GB")
+    assert _confirm(client, run_jobs, mailbox, "away@example.com").timezone == "Europe/London"

@@ -494,7 +494,7 @@ def test_idempotency_keys_are_per_source(client, shop):
 
 def test_local_phone_numbers_are_read_in_the_workspace_country(client, make, run_jobs):
     tenant, _ = make.workspace_with_owner(language="ru")
-    tenant.currency = "RUB"
+    tenant.currency, tenant.country = "RUB", "RU"
     db.session.commit()
     source = sources.create_source(tenant, "Сайт", "site_form")
     response = _post(client, source, {"name": "Борис", "phone": "8 (912) 000-11-22"})

@@ -33,6 +33,7 @@ def _stage(tenant, name):
 def radar(make):
     tenant, owner = make.workspace_with_owner(name="Bakery")
     tenant.quality_window = 5
+    tenant.junk_share_max = 30
     db.session.commit()
     generator = make.member(tenant, Role.LEAD_GENERATOR)
     partner = make.source(tenant, "Partner", cost=5000)
@@ -126,10 +127,10 @@ def test_source_figures_match_a_hand_computed_fixture(client, login, make, radar
         "1 (10%)",
         "4 (40%)",
         "2 (20%)",
-        "$1,500.00",
-        "$50.00",
+        "$1,500",
+        "$50",
         "$112.50",
-        "$225.00",
+        "$225",
         "4.0 h",
     ]
     csv_text = client.get("/radar/sources.csv?days=7").text
@@ -241,7 +242,7 @@ def test_pausing_from_the_alert_keeps_capturing_but_stops_the_payout(
     row = re.search(rf'id="figures-{partner.id}">(.*?)</tr>', page, re.S).group(1)
     assert "paused" in row and "<td>1</td>" in row
     cost_per_qualified = re.findall(r"<td>(.*?)</td>", row, re.S)
-    assert "$50.00" in cost_per_qualified  # the price stays visible, but nothing is owed:
+    assert "$50" in cost_per_qualified  # the price stays visible, but nothing is owed:
     from app.radar import stats
 
     [figures] = [
@@ -396,7 +397,7 @@ def test_a_source_overrides_the_workspace_limits_and_blank_means_the_default(
     login(owner.email)
     form = {"name": "Partner", "kind": "partner", "cost": "50", "rate_limit_per_minute": 600}
     page = client.get(f"/sources/{partner.id}/edit").text
-    assert "the workspace default, 30%" in page
+    assert "the workspace default, 30%" in page  # the fixture's limit
     refused = client.post(f"/sources/{partner.id}/edit", data={**form, "junk_share_max": 130})
     assert refused.status_code == 422
     client.post(f"/sources/{partner.id}/edit", data={**form, "junk_share_max": 60})
@@ -412,3 +413,58 @@ def test_a_source_overrides_the_workspace_limits_and_blank_means_the_default(
     client.post(f"/sources/{partner.id}/edit", data={**form, "junk_share_max": ""})
     db.session.refresh(partner)
     assert partner.junk_share_max is None
+
+
+@pytest.fixture
+def fresh_defaults(make):
+    """A workspace on the defaults signup gives, with a £50-per-lead partner."""
+    tenant, owner = make.workspace_with_owner(name="Shop")
+    generator = make.member(tenant, Role.LEAD_GENERATOR)
+    partner = make.source(tenant, "Banner partner", cost=5000)
+    return tenant, owner, generator, partner
+
+
+def _judge(client, lead, verdict):
+    if verdict == "junk":
+        client.post(f"/deals/{lead.id}/lose", data={"reason": "junk"})
+    else:
+        qualify = {"problem": "Flour", "money": "ok", "decision_date": "2026-12-20", "value": "0"}
+        client.post(f"/deals/{lead.id}/qualification", data=qualify)
+
+
+def test_a_partner_sending_junk_raises_the_alarm_by_its_fifth_judged_lead(
+    client, login, make, fresh_defaults
+):
+    tenant, owner, generator, partner = fresh_defaults
+    leads = _leads(make, tenant, partner, 7, generator)
+    login(generator.email)
+    for lead in leads[:4]:
+        _judge(client, lead, "junk")
+    assert _alerts() == []  # four verdicts are too few to judge
+    _judge(client, leads[4], "junk")
+    [alert] = _alerts()
+    assert alert.lead_id == leads[4].id and alert.details["judged"] == 5
+    login(owner.email)
+    quality = re.search(
+        rf'id="source-{partner.id}-quality">(.*?)</td>', client.get("/sources").text, re.S
+    ).group(1)
+    assert "junk 100% of 40% allowed" in quality and 'class="rot"' in quality
+
+
+def test_a_healthy_source_with_an_occasional_junk_lead_raises_no_alarm(
+    client, login, make, fresh_defaults
+):
+    tenant, owner, generator, partner = fresh_defaults
+    leads = _leads(make, tenant, partner, 20, generator)
+    login(generator.email)
+    # One lead in five is junk (the second of all), two in five qualify.
+    verdicts = ["qualified", "junk", "lost", "qualified", "lost"] * 4
+    for lead, verdict in zip(leads, verdicts, strict=True):
+        if verdict == "lost":
+            client.post(f"/deals/{lead.id}/lose", data={"reason": "no_money"})
+        else:
+            _judge(client, lead, verdict)
+    assert _alerts() == []
+    login(owner.email)
+    page = client.get("/sources").text
+    assert "junk 20% of 40% allowed" in page

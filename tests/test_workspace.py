@@ -5,7 +5,7 @@ import re
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import Invitation, Membership, Role, Tenant
+from app.models import Invitation, Membership, Role, Stage, Tenant
 from tests.factories import PASSWORD
 
 
@@ -182,7 +182,7 @@ def test_settings_are_validated_and_saved(client, make, login):
     }
     bad = client.post("/settings", data=data)
     assert bad.status_code == 422
-    assert re.search(r'id="timezone-error"[^>]*>Pick a timezone', bad.text)
+    assert re.search(r'id="timezone-error"[^>]*>Pick a city', bad.text)
     assert db.session.get(Tenant, tenant.id).name != "Renamed"
     data["timezone"] = "Australia/Lord_Howe"
     assert client.post("/settings", data=data).status_code == 302
@@ -217,5 +217,30 @@ def test_home_page_counts_only_what_the_role_may_see(client, make, login):
     client.post("/logout")
     login(closer.email)
     closer_view = client.get("/").text
-    assert re.search(r'id="phase-conversion".*?figure">1<.*?\$100\.00', closer_view, re.S)
+    assert re.search(r'id="phase-conversion".*?figure">1<.*?\$100\b', closer_view, re.S)
     assert re.search(r'id="phase-generation".*?figure">0<', closer_view, re.S)
+
+
+def test_stage_names_follow_the_language_until_someone_renames_them(client, make, login):
+    tenant, owner = make.workspace_with_owner()
+    renamed = db.session.scalar(
+        sa.select(Stage).where(Stage.tenant_id == tenant.id, Stage.name == "Contacted")
+    )
+    renamed.name = "First call"
+    db.session.commit()
+    login(owner.email)
+    data = {
+        "name": tenant.name,
+        "timezone": "Europe/Moscow",
+        "language": "ru",
+        "currency": "RUB",
+        "country": "RU",
+        "touch_cadence_days": "7",
+        "queue_size": "20",
+    }
+    assert client.post("/settings", data=data).status_code == 302
+    names = db.session.scalars(
+        sa.select(Stage.name).where(Stage.tenant_id == tenant.id).order_by(Stage.position)
+    ).all()
+    assert names[:3] == ["Новый", "First call", "Квалифицирован"]
+    assert db.session.get(Tenant, tenant.id).country == "RU"

@@ -1,7 +1,7 @@
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, StringField
-from wtforms.validators import DataRequired, Email, EqualTo, Length
+from wtforms import BooleanField, EmailField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, Email, EqualTo, Length, Optional
 
 from app.forms import StrongPassword, normalise_email
 
@@ -15,6 +15,9 @@ class SignupForm(FlaskForm):
         validators=[DataRequired(), Email(), Length(max=254)],
     )
     password = PasswordField(_l("Password"), validators=[DataRequired(), StrongPassword()])
+    country = SelectField(_l("Where is the business?"), validators=[DataRequired()])
+    # Filled in by the browser (its timezone), kept when it lies in the chosen country.
+    timezone = StringField(validators=[Optional(), Length(max=64)])
 
 
 class LoginForm(FlaskForm):

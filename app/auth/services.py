@@ -27,7 +27,15 @@ _DUMMY_HASH = (
 )
 
 
-def sign_up(business_name: str, name: str, email: str, password: str, language: str) -> None:
+def sign_up(
+    business_name: str,
+    name: str,
+    email: str,
+    password: str,
+    language: str,
+    country: str | None = None,
+    timezone: str | None = None,
+) -> None:
     """Ask the address to confirm the signup; the same answer for every address.
 
     A new address gets a link that opens the workspace; an address with an account gets
@@ -51,6 +59,8 @@ def sign_up(business_name: str, name: str, email: str, password: str, language: 
         business_name=business_name.strip(),
         password_hash=password_hash,
         language=language,
+        country=country,
+        timezone=timezone,
     )
     db.session.add(pending)
     db.session.commit()
@@ -86,7 +96,13 @@ def confirm_signup(pending_id: int) -> User | None:
     user = create_user(
         pending.email, pending.name, None, pending.language, password_hash=pending.password_hash
     )
-    create_workspace(pending.business_name, user, language=pending.language)
+    create_workspace(
+        pending.business_name,
+        user,
+        language=pending.language,
+        country=pending.country,
+        timezone=pending.timezone,
+    )
     db.session.execute(others)
     db.session.commit()
     return user

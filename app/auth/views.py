@@ -30,6 +30,7 @@ from app.forms import StrongPassword
 from app.htmx import local_path_or, redirect_to, render
 from app.i18n import current_language
 from app.models import Tenant, User
+from app.workspace import regions
 from app.workspace.services import WorkspaceError, find_user_by_email
 
 DEVICE_COOKIE = "conveyor_device"
@@ -104,14 +105,20 @@ def _field_error(form, error: WorkspaceError) -> None:
 @limiter.limit("10/hour", methods=["POST"])
 @limiter.limit("3/hour", methods=["POST"], key_func=_account_key, deduct_when=_signup_sent)
 def signup():
-    form = SignupForm()
+    # The country the browser's languages point at, unless the visitor picks another.
+    guess = regions.country_from_languages([tag for tag, _q in request.accept_languages])
+    form = SignupForm(country=guess)
+    language = current_language()
+    form.country.choices = regions.country_names(language)
     if form.validate_on_submit():
         services.sign_up(
             form.business_name.data,
             form.name.data,
             form.email.data,
             form.password.data,
-            language=current_language(),
+            language=language,
+            country=form.country.data,
+            timezone=form.timezone.data if regions.is_timezone(form.timezone.data) else None,
         )
         g.signup_sent = True
         # The same page whether or not the address has an account: the email says which.

@@ -11,6 +11,7 @@ from app import csvfile
 from app.conveyor.services import MoveRefused, assign_to_closer, pick_closer, record_event
 from app.extensions import db
 from app.models import ChurnReason, EventKind, Lead, Membership, Phase, Stage, Tenant, User, utcnow
+from app.money import major_text
 from app.pipeline import first_stage
 from app.policy import clients_visible_to, users_who
 
@@ -89,7 +90,7 @@ def export_csv(membership: Membership, manager_id: int | None, tenant: Tenant) -
                 lead.contact.phone,
                 lead.contact.company,
                 lead.owner.name if lead.owner else "",
-                f"{lead.value_minor / 100:.2f}",
+                major_text(lead.value_minor, tenant.currency),
                 lead.last_touch_at.date().isoformat() if lead.last_touch_at else "",
                 lead.next_touch_on.isoformat() if lead.next_touch_on else "",
                 (lead.won_at or lead.created_at).date().isoformat(),

@@ -1,5 +1,4 @@
-from decimal import Decimal, InvalidOperation
-
+from flask import g
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -17,6 +16,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 from app.labels import LABELS
+from app.money import parse_major
 
 
 def lost_reason_choices():
@@ -28,14 +28,10 @@ def channel_choices():
 
 
 def parse_money(text: str | None) -> int | None:
-    """Minor units from '1 200,50' or '1200.5'; None when it is not an amount."""
-    try:
-        value = Decimal((text or "0").replace(" ", "").replace("\u00a0", "").replace(",", "."))
-    except InvalidOperation:
-        return None
-    if value < 0 or value > 10**9 or value != value.quantize(Decimal("0.01")):
-        return None
-    return int(value * 100)
+    """Minor units of the workspace's currency from '1 200,50' or '1200.5'; None when it
+    is not an amount."""
+    tenant = g.get("tenant")
+    return parse_major(text, tenant.currency if tenant is not None else None)
 
 
 class QualificationForm(FlaskForm):

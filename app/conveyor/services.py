@@ -25,7 +25,7 @@ class MoveRefused(ValueError):
 
 
 def local_today(tenant: Tenant) -> date:
-    return clock.today(tenant.timezone)
+    return clock.workspace_today(tenant)
 
 
 def lead_for_member_or_404(membership: Membership, lead_id: int) -> Lead:

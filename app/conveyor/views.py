@@ -4,7 +4,6 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, g, request, url_for
-from flask_babel import format_date
 from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf
 from markupsafe import escape
@@ -24,9 +23,11 @@ from app.conveyor.forms import (
     parse_money,
 )
 from app.extensions import db
+from app.formatting import format_date
 from app.htmx import is_htmx_request, local_path_or, redirect_to, render
 from app.models import InboxItem, Membership, Phase, Source, Stage, User
 from app.models.activity import LostReason, TouchChannel
+from app.money import major_text
 from app.policy import can, requires, users_who, visible_phases
 from app.tenancy import get_for_tenant_or_404
 
@@ -48,7 +49,9 @@ def _card_kit(stages) -> dict:
         "lead_url": url_for("conveyor.lead", lead_id=0).replace("/0", "/{}", 1),
         "move_url": url_for("conveyor.move", lead_id=0).replace("/0/", "/{}/", 1),
         "stage_options": options,
-        "rot_days": {stage.id: stage.rot_days for stage in stages},
+        "rot_days": {
+            stage.id: None if stage.is_won or stage.is_lost else stage.rot_days for stage in stages
+        },
         "csrf": generate_csrf(),
     }
 
@@ -173,7 +176,7 @@ def _lead_page(
             "problem": lead.problem,
             "money": lead.money,
             "decision_date": lead.decision_date,
-            "value": f"{lead.value_minor / 100:.2f}",
+            "value": major_text(lead.value_minor, g.tenant.currency),
         }
     )
     closers = users_who(g.tenant.id, "work.deals") if can("deals.assign") else []
@@ -357,7 +360,7 @@ def today_queue():
 def _win_form(lead) -> WinForm:
     form = WinForm()
     if request.method == "GET":
-        form.value.data = f"{lead.value_minor / 100:.2f}"
+        form.value.data = major_text(lead.value_minor, g.tenant.currency)
     managers = handoff.account_managers(g.tenant.id)
     form.account_manager_id.choices = [SelectChoice(0, _("The least loaded account manager"))] + [
         SelectChoice(m.user_id, m.user.name) for m in managers

@@ -6,13 +6,14 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_babel import force_locale, format_date
+from flask_babel import force_locale
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from app.auth.services import preferred_locale
 from app.conveyor import today as today_queue
 from app.extensions import db
+from app.formatting import format_date
 from app.mail import external_url
 from app.models import (
     Conflict,

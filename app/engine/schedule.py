@@ -57,7 +57,7 @@ def tick(now: datetime | None = None) -> dict:
     due = [tenant for tenant in tenants if is_due(tenant, now)]
     written = 0
     for tenant in due:
-        written += _record_day(tenant, local_now(tenant, now).date(), now)
+        written += _record_day(tenant, clock.workspace_today(tenant, now), now)
     written += _record_planned_touches(tenants, now)
     written += _insert_new(owner_alerts.rows_due(tenants, now))
     db.session.commit()

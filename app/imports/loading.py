@@ -120,7 +120,7 @@ def _today_in(timezone: str) -> date:
     try:
         return clock.today(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        return clock.now().date()
+        return clock.today("UTC")
 
 
 def load_batch(

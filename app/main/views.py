@@ -18,7 +18,7 @@ from app.queue import get_redis
 @bp.route("/")
 @requires("workspace.view")
 def dashboard():
-    today = clock.today(g.tenant.timezone)
+    today = clock.workspace_today(g.tenant)
     summary = services.conveyor_summary(g.membership, today)
     compliance = None
     if can("home.compliance"):

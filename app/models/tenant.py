@@ -31,6 +31,8 @@ class Tenant(TimestampMixin, Base):
     timezone: Mapped[str] = mapped_column(sa.String(64), default="UTC")
     language: Mapped[str] = mapped_column(sa.String(8), default="en")
     currency: Mapped[str] = mapped_column(sa.String(3), default="USD")
+    # Where the business is (ISO 3166): phone numbers without a country code are its.
+    country: Mapped[str] = mapped_column(sa.String(2), default="US")
     touch_cadence_days: Mapped[int] = mapped_column(default=7)
     queue_size: Mapped[int] = mapped_column(default=20)
     # Rules: each role's authority, written by the owner.
@@ -40,7 +42,7 @@ class Tenant(TimestampMixin, Base):
     digest_hour: Mapped[int] = mapped_column(default=8)
     # Source quality alerts, over each source's last N judged leads, or over the
     # leads judged in its last D days when ``quality_window_mode`` is "days".
-    junk_share_max: Mapped[int] = mapped_column(default=30)
+    junk_share_max: Mapped[int] = mapped_column(default=40)
     qualified_share_min: Mapped[int] = mapped_column(default=20)
     quality_window: Mapped[int] = mapped_column(default=20)
     quality_window_mode: Mapped[str] = mapped_column(sa.String(8), default=WINDOW_LEADS)

@@ -46,3 +46,5 @@ class PendingSignup(TimestampMixin, Base):
     business_name: Mapped[str] = mapped_column(sa.String(120))
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     language: Mapped[str] = mapped_column(sa.String(8))
+    country: Mapped[str | None] = mapped_column(sa.String(2))
+    timezone: Mapped[str | None] = mapped_column(sa.String(64))

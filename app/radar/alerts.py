@@ -29,9 +29,13 @@ from app.policy import members_who
 from app.queue import enqueue
 from app.tenancy import ALL_TENANTS
 
-# A window in days judges a source once it holds this many verdicts (and never
-# reads more than the cap).
-DAYS_WINDOW_MIN_JUDGED = 5
+# A minimum sample, then the share. The junk share counts from a source's 5th verdict:
+# a partner paid per lead who sends junk is caught by its 5th judged lead, while a
+# healthy source with an occasional junk lead stays under the 40% default. The qualified
+# share counts from the 10th: a healthy source often qualifies none of its first five.
+JUNK_MIN_JUDGED = 5
+QUALIFIED_MIN_JUDGED = 10
+# A window in days never reads more than this many verdicts.
 DAYS_WINDOW_CAP = 10_000
 
 
@@ -40,6 +44,38 @@ class Quality:
     judged: int
     junk_share: float
     qualified_share: float
+
+
+@dataclass
+class Standing:
+    """How close a source is to its limits, as its owner sees it."""
+
+    quality: Quality
+    junk_max: int
+    qualified_min: int
+    junk_judged: bool  # enough verdicts to judge the junk share
+    qualified_judged: bool
+
+    @property
+    def junk_breached(self) -> bool:
+        return self.junk_judged and self.quality.junk_share * 100 > self.junk_max
+
+    @property
+    def qualified_breached(self) -> bool:
+        return self.qualified_judged and self.quality.qualified_share * 100 < self.qualified_min
+
+    @property
+    def breached(self) -> bool:
+        return self.junk_breached or self.qualified_breached
+
+    @property
+    def judged(self) -> bool:
+        return self.junk_judged
+
+    @property
+    def verdicts_to_go(self) -> int:
+        """Verdicts still needed before the source is judged at all."""
+        return max(0, JUNK_MIN_JUDGED - self.quality.judged)
 
 
 def thresholds(source: Source, tenant: Tenant) -> tuple[int, int]:
@@ -80,10 +116,20 @@ def recent_quality(source: Source, tenant: Tenant) -> Quality:
     return Quality(judged, junk / judged, qualified / judged)
 
 
-def enough_judged(quality: Quality, tenant: Tenant) -> bool:
-    if tenant.quality_window_mode == WINDOW_DAYS:
-        return quality.judged >= DAYS_WINDOW_MIN_JUDGED
-    return quality.judged >= tenant.quality_window
+def standing(source: Source, tenant: Tenant) -> Standing:
+    """The source's shares over its window next to its limits."""
+    quality = recent_quality(source, tenant)
+    junk_max, qualified_min = thresholds(source, tenant)
+    qualified_needs = QUALIFIED_MIN_JUDGED
+    if tenant.quality_window_mode != WINDOW_DAYS:
+        qualified_needs = min(qualified_needs, tenant.quality_window)
+    return Standing(
+        quality,
+        junk_max,
+        qualified_min,
+        junk_judged=quality.judged >= JUNK_MIN_JUDGED,
+        qualified_judged=quality.judged >= qualified_needs,
+    )
 
 
 def after_verdict(lead: Lead) -> Conflict | None:
@@ -93,12 +139,11 @@ def after_verdict(lead: Lead) -> Conflict | None:
     source = db.session.get(Source, lead.source_id)
     tenant = db.session.get(Tenant, lead.tenant_id)
     db.session.flush()
-    quality = recent_quality(source, tenant)
-    if not enough_judged(quality, tenant):
+    now = standing(source, tenant)
+    if not now.judged:
         return None
-    junk_max, qualified_min = thresholds(source, tenant)
-    breached = quality.junk_share * 100 > junk_max or quality.qualified_share * 100 < qualified_min
-    if not breached:
+    quality, junk_max, qualified_min = now.quality, now.junk_max, now.qualified_min
+    if not now.breached:
         source.alert_armed = True
         return None
     if not source.alert_armed:

@@ -13,6 +13,7 @@ from app import clock, csvfile
 from app.extensions import db, limiter
 from app.htmx import local_path_or, redirect_to, render
 from app.models import Conflict, ConflictKind, ConflictStatus, Lead, LostReason, Source
+from app.money import major_text
 from app.policy import requires
 from app.radar import bp, conflicts, funnel, stats
 from app.tenancy import ALL_TENANTS, get_for_tenant_or_404
@@ -27,7 +28,7 @@ EARLIEST_DAY = date(2000, 1, 1)
 def _period() -> tuple[datetime, datetime, dict]:
     """[start, end) in UTC from ?days= or ?start=&end= (workspace dates, end inclusive)."""
     zone = ZoneInfo(g.tenant.timezone)
-    today = clock.today(g.tenant.timezone)
+    today = clock.workspace_today(g.tenant)
     try:
         first = date.fromisoformat(request.args["start"])
         last = date.fromisoformat(request.args["end"])
@@ -105,7 +106,7 @@ def funnel_view():
 
 
 def _money(minor: int | None) -> str:
-    return "" if minor is None else f"{minor / 100:.2f}"
+    return "" if minor is None else major_text(minor, g.tenant.currency)
 
 
 def _share(value: float | None) -> str:
@@ -279,7 +280,7 @@ def conflict(conflict_id: int):
 @bp.route("/conflicts/monthly")
 @requires("radar.view")
 def conflicts_monthly():
-    today = clock.today(g.tenant.timezone)
+    today = clock.workspace_today(g.tenant)
     year = request.args.get("year", today.year, type=int)
     month = request.args.get("month", today.month, type=int)
     if not (2000 <= year <= 2100 and 1 <= month <= 12):

@@ -1,5 +1,4 @@
-from decimal import Decimal, InvalidOperation
-
+from flask import g
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -16,6 +15,7 @@ from wtforms import (
 from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional, ValidationError
 
 from app.models import SourceKind
+from app.money import parse_major
 
 
 def kind_choices():
@@ -49,13 +49,11 @@ class SourceForm(FlaskForm):
     )
 
     def validate_cost(self, field):
-        try:
-            value = Decimal((field.data or "0").replace(",", ".").replace(" ", ""))
-        except InvalidOperation:
-            raise ValidationError(_l("Enter an amount such as 50 or 12.50.")) from None
-        if value < 0 or value > 1_000_000 or value != value.quantize(Decimal("0.01")):
+        tenant = g.get("tenant")
+        cost_minor = parse_major(field.data, tenant.currency if tenant is not None else None)
+        if cost_minor is None:
             raise ValidationError(_l("Enter an amount such as 50 or 12.50."))
-        self.cost_minor = int(value * 100)
+        self.cost_minor = cost_minor
 
 
 class CorrectionForm(FlaskForm):

@@ -8,7 +8,9 @@ from app.intake import cap
 from app.intake import services as intake
 from app.intake.fields import KNOWN_FIELDS
 from app.models import InboxItem, InboxStatus, Source, SourceKind
+from app.money import major_text
 from app.policy import can, requires
+from app.radar import alerts
 from app.sources import bp, services
 from app.sources.forms import CorrectionForm, SourceForm
 from app.tenancy import get_for_tenant_or_404
@@ -37,7 +39,9 @@ def _limits_refused(form: SourceForm, source: Source | None):
 @bp.route("/sources")
 @requires("sources.manage")
 def index():
-    return render("sources/index.html", sources=services.list_sources(g.tenant))
+    sources = services.list_sources(g.tenant)
+    standings = {source.id: alerts.standing(source, g.tenant) for source, _count in sources}
+    return render("sources/index.html", sources=sources, standings=standings)
 
 
 @bp.route("/sources/new", methods=["GET", "POST"])
@@ -78,7 +82,7 @@ def edit(source_id: int):
     if refused:
         return refused
     if request.method == "GET":
-        form.cost.data = f"{source.cost_per_lead_minor / 100:.2f}"
+        form.cost.data = major_text(source.cost_per_lead_minor, g.tenant.currency)
     if form.validate_on_submit():
         data = {**form.data, "cost_minor": form.cost_minor}
         try:

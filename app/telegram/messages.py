@@ -7,12 +7,13 @@ content (``app.engine.content``): one rule for both channels, said shorter here.
 from dataclasses import dataclass
 
 from flask import render_template
-from flask_babel import force_locale, format_date
+from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from app.auth.services import preferred_locale
 from app.engine import content
 from app.extensions import db
+from app.formatting import format_date
 from app.labels import label
 from app.mail import external_url
 from app.models import (

@@ -6,12 +6,13 @@ from datetime import datetime, time, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
-from flask_babel import force_locale, format_date
+from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from app.auth.services import preferred_locale
 from app.conveyor import services as conveyor
 from app.extensions import db
+from app.formatting import format_date
 from app.mail import external_url
 from app.models import (
     Channel,

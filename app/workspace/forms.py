@@ -24,6 +24,7 @@ class SettingsForm(FlaskForm):
     language = SelectField(
         _l("Language"), choices=[SelectChoice("en", "English"), SelectChoice("ru", "Русский")]
     )
+    country = SelectField(_l("Country (how phone numbers without a country code are read)"))
     currency = SelectField(_l("Currency"), choices=[SelectChoice(c, c) for c in CURRENCIES])
     touch_cadence_days = IntegerField(
         _l("Touch every client every N days"), validators=[DataRequired(), NumberRange(1, 90)]
@@ -37,7 +38,7 @@ class SettingsForm(FlaskForm):
         validators=[NumberRange(0, 23)],
     )
     junk_share_max = IntegerField(
-        _l("Alert above this junk share, in percent"), default=30, validators=[NumberRange(0, 100)]
+        _l("Alert above this junk share, in percent"), default=40, validators=[NumberRange(0, 100)]
     )
     qualified_share_min = IntegerField(
         _l("Alert below this qualified share, in percent"),
@@ -59,7 +60,7 @@ class SettingsForm(FlaskForm):
 
     def validate_timezone(self, field):
         if field.data not in available_timezones():
-            raise ValidationError(_l("Pick a timezone such as Europe/Moscow or America/New_York."))
+            raise ValidationError(_l("Pick a city from the list, such as Europe/London."))
 
 
 class InviteForm(FlaskForm):

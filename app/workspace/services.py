@@ -15,18 +15,23 @@ from app.models import Invitation, Membership, Phase, Role, Stage, Tenant, User,
 from app.passwords import hash_password
 from app.queue import enqueue
 from app.tenancy import ALL_TENANTS
+from app.workspace import regions
 
 DEFAULT_STAGES = [
-    # (name, phase, rot_days, won, lost); names are stored in the workspace language
-    (_l("New"), Phase.GENERATION, 1, False, False),
-    (_l("Contacted"), Phase.GENERATION, 3, False, False),
-    (_l("Qualified"), Phase.GENERATION, 2, False, False),
-    (_l("Assigned"), Phase.CONVERSION, 2, False, False),
-    (_l("Proposal"), Phase.CONVERSION, 5, False, False),
-    (_l("Negotiation"), Phase.CONVERSION, 7, False, False),
+    # (name, phase, rot_days, won, lost); names are stored in the workspace language.
+    # A card rots after the idle days a healthy deal rarely goes without a step at that
+    # stage (a new lead within two days; a negotiation may wait two weeks); won and lost
+    # cards never rot, and a client is idle only past its touch cadence with a week's
+    # grace.
+    (_l("New"), Phase.GENERATION, 2, False, False),
+    (_l("Contacted"), Phase.GENERATION, 5, False, False),
+    (_l("Qualified"), Phase.GENERATION, 3, False, False),
+    (_l("Assigned"), Phase.CONVERSION, 3, False, False),
+    (_l("Proposal"), Phase.CONVERSION, 10, False, False),
+    (_l("Negotiation"), Phase.CONVERSION, 14, False, False),
     (_l("Won"), Phase.CONVERSION, 30, True, False),
     (_l("Lost"), Phase.CONVERSION, 365, False, True),
-    (_l("Client"), Phase.ACCOUNT, 7, False, False),
+    (_l("Client"), Phase.ACCOUNT, 14, False, False),
 ]
 
 
@@ -75,13 +80,26 @@ def create_user(
     return user
 
 
-def create_workspace(name: str, owner: User, language: str = "en") -> Tenant:
-    """A new workspace with default stages and ``owner`` as its owner (not committed)."""
+def create_workspace(
+    name: str,
+    owner: User,
+    language: str = "en",
+    country: str | None = None,
+    timezone: str | None = None,
+) -> Tenant:
+    """A new workspace with default stages and ``owner`` as its owner (not committed).
+
+    With a ``country`` the workspace's currency, timezone (the browser's ``timezone``
+    when it lies in that country) and phone region follow from it.
+    """
     tenant = Tenant(name=name.strip(), slug=_unique_slug(name), language=language)
+    if country:
+        tenant.country = country
+        tenant.currency = regions.currency_for(country)
+        tenant.timezone = regions.timezone_for(country, timezone)
     db.session.add(tenant)
     db.session.flush()
-    with force_locale(language):
-        names = [str(stage[0]) for stage in DEFAULT_STAGES]
+    names = default_stage_names(language)
     for position, (name_in_language, (_, phase, rot_days, won, lost)) in enumerate(
         zip(names, DEFAULT_STAGES, strict=True)
     ):
@@ -103,12 +121,36 @@ def create_workspace(name: str, owner: User, language: str = "en") -> Tenant:
     return tenant
 
 
+def default_stage_names(language: str) -> list[str]:
+    with force_locale(language):
+        return [str(stage[0]) for stage in DEFAULT_STAGES]
+
+
+def _rename_default_stages(tenant: Tenant, old_language: str, new_language: str) -> None:
+    """Stages still called by the name signup gave them take the new language's name;
+    a stage somebody renamed keeps its name."""
+    renames = dict(
+        zip(default_stage_names(old_language), default_stage_names(new_language), strict=True)
+    )
+    stages = db.session.scalars(sa.select(Stage).where(Stage.tenant_id == tenant.id)).all()
+    taken = {stage.name for stage in stages}
+    for stage in stages:
+        new_name = renames.get(stage.name)
+        if new_name and new_name != stage.name and new_name not in taken:
+            taken.discard(stage.name)
+            stage.name = new_name
+            taken.add(new_name)
+
+
 def update_settings(tenant: Tenant, data: dict) -> Tenant:
+    if data.get("language") and data["language"] != tenant.language:
+        _rename_default_stages(tenant, tenant.language, data["language"])
     for field in (
         "name",
         "timezone",
         "language",
         "currency",
+        "country",
         "touch_cadence_days",
         "queue_size",
         "digest_hour",

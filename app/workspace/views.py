@@ -3,6 +3,7 @@
 from zoneinfo import available_timezones
 
 from flask import abort, flash, g, request, session, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
@@ -11,7 +12,7 @@ from app.htmx import redirect_to, render
 from app.models import Invitation, Membership, Role, Stage
 from app.policy import requires
 from app.tenancy import active_memberships, get_for_tenant_or_404
-from app.workspace import bp, services
+from app.workspace import bp, regions, services
 from app.workspace import handover as handover_service
 from app.workspace.forms import (
     InviteForm,
@@ -26,9 +27,10 @@ from app.workspace.forms import (
 @bp.route("/settings", methods=["GET", "POST"])
 @requires("workspace.settings")
 def settings():
-    from app.radar.alerts import DAYS_WINDOW_MIN_JUDGED
+    from app.radar.alerts import JUNK_MIN_JUDGED
 
     form = SettingsForm(obj=g.tenant)
+    form.country.choices = regions.country_names(str(get_locale()))
     if form.validate_on_submit():
         services.update_settings(g.tenant, form.data)
         flash(_("Settings saved."), "success")
@@ -38,7 +40,7 @@ def settings():
         http_status=422 if form.errors else 200,
         form=form,
         timezones=sorted(available_timezones()),
-        days_min_judged=DAYS_WINDOW_MIN_JUDGED,
+        days_min_judged=JUNK_MIN_JUDGED,
     )
 
 
