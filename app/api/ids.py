@@ -52,4 +52,6 @@ def decode(kind: str, value: str) -> int | None:
     for n in reversed(range(ROUNDS)):
         left, right = right ^ _f(_round_key(kind, n), left), left
     number = left << 32 | right
-    return number if 0 < number < 2**63 else None
+    # Rows are numbered by PostgreSQL integers: a made-up id deciphers to a larger number,
+    # which would make the lookup fail (500) rather than find nothing (404).
+    return number if 0 < number < 2**31 else None

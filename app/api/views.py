@@ -19,6 +19,23 @@ from app.models import Conflict, Contact, Lead, Promise, Source, Stage, Touch, T
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 bp.register_error_handler(HTTPException, from_http_error)
+# The app's pages answer these codes with HTML; Flask asks a handler for the code before
+# one for the class, so the API names each code again for its own views.
+for _code in (400, 404, 405, 413, 429, 500):
+    bp.register_error_handler(_code, from_http_error)
+
+
+@bp.before_app_request
+def _routing_problem():
+    """An unknown address or method under /api/v1 is a problem document too.
+
+    Routing fails before a blueprint is chosen, so the blueprint's handlers never see it.
+    """
+    error = request.routing_exception
+    under_api = request.path.startswith(bp.url_prefix + "/")
+    if under_api and isinstance(error, HTTPException) and (error.code or 0) >= 400:
+        return from_http_error(error)
+    return None
 
 
 @bp.after_request
