@@ -77,6 +77,8 @@ def register_blueprints(app: Flask) -> None:
     from app.leads import bp as leads_bp
     from app.main import bp as main_bp
     from app.radar import bp as radar_bp
+    from app.people.views import bp as people_bp
+    from app.search.views import bp as search_bp
     from app.sources import bp as sources_bp
     from app.telegram.views import bp as telegram_bp
     from app.workspace import bp as workspace_bp
@@ -97,6 +99,8 @@ def register_blueprints(app: Flask) -> None:
         telegram_bp,
         api_bp,
         integrations_bp,
+        people_bp,
+        search_bp,
     ):
         app.register_blueprint(blueprint)
 

@@ -38,6 +38,12 @@ LABELS = {
         "accepted": _l("accepted"),
         "flagged": _l("flagged"),
     },
+    "person_field": {
+        "name": _l("name"),
+        "email": _l("email"),
+        "phone": _l("phone"),
+        "company": _l("company"),
+    },
     "inbox_status": {
         "received": _l("received"),
         "pending": _l("waiting to become a lead"),

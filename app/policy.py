@@ -15,7 +15,7 @@ from sqlalchemy.orm import joinedload
 
 from app.extensions import db
 from app.htmx import redirect_to
-from app.models import Lead, Membership, Phase, Role, Stage, User
+from app.models import Contact, Lead, Membership, Phase, Role, Stage, User
 from app.tenancy import ALL_TENANTS
 
 OWNER = frozenset({Role.OWNER})
@@ -67,6 +67,13 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "work.clients": frozenset({Role.ACCOUNT_MANAGER}),  # won clients, with promises
     "work.unclaimed": OWNER,  # what nobody else can take
     "alerts.receive": OWNER,  # conflicts, source alerts, billing notices
+    # People, quick add and search (app/people, app/search).
+    "leads.quick_add": EVERYONE,  # a walk-in or a call, through the one lead builder
+    "search.use": EVERYONE,  # each role finds only what its walls allow
+    "people.browse": OWNER,  # walk the base: every person and company, in search too
+    "people.edit": OWNER | {Role.CLOSER, Role.ACCOUNT_MANAGER},  # people whose deals they own
+    "people.merge": OWNER,
+    "handoffs.receive": frozenset({Role.ACCOUNT_MANAGER}),  # hand-offs waiting, counted
 }
 
 DIGEST_SECTIONS = ("digest.glance", "digest.queue", "digest.clients", "digest.incoming")
@@ -155,6 +162,23 @@ def leads_visible_to(membership: Membership) -> sa.ColumnElement[bool]:
 def clients_visible_to(membership: Membership) -> sa.ColumnElement[bool]:
     """``leads_visible_to`` narrowed to the client base (the account phase)."""
     return sa.and_(leads_visible_to(membership), Stage.phase == Phase.ACCOUNT)
+
+
+def people_visible_to(membership: Membership) -> sa.ColumnElement[bool]:
+    """The condition on ``Contact`` for the people whose page the member may open: the
+    owner every person; a closer or an account manager those with a deal they see."""
+    if allows(membership, "people.browse"):
+        return Contact.tenant_id == membership.tenant_id
+    if not allows(membership, "contacts.record"):
+        return sa.false()
+    return sa.and_(
+        Contact.tenant_id == membership.tenant_id,
+        Contact.id.in_(
+            sa.select(Lead.contact_id)
+            .join(Stage, Stage.id == Lead.stage_id)
+            .where(leads_visible_to(membership))
+        ),
+    )
 
 
 def scope_leads(query, membership: Membership):

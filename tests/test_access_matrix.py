@@ -183,6 +183,25 @@ _deal_in_conversion = _lead_in("Proposal")
 _client = _lead_in("Client")
 
 
+PERSON_KEEPERS = OWNER | {Role.CLOSER, Role.ACCOUNT_MANAGER}
+
+
+def _person_of(deal: Builder) -> Builder:
+    """The person of a deal the actor works on."""
+    return lambda scene: {"contact_id": db.session.get(Lead, deal(scene)["lead_id"]).contact_id}
+
+
+def _quick_add_form(scene: Scene) -> dict:
+    from app.people.quick_add import manual_sources
+
+    walk_in = manual_sources(scene.tenant)[2]
+    return {"qa-name": "Walk In", "qa-phone": "+12025550123", "qa-source": str(walk_in.id)}
+
+
+def _merge_form(scene: Scene) -> dict:
+    return {"other": str(factories.lead(scene.tenant, "New").contact_id)}
+
+
 def _qualified_deal(scene: Scene) -> dict:
     values = _deal(scene)
     lead = db.session.get(Lead, values["lead_id"])
@@ -780,6 +799,15 @@ ROWS = [
     Row("clients.churn", POST, ACCOUNTS, REDIRECT, _client, form={"reason": "price"}),
     Row("conveyor.set_cadence", POST, ACCOUNTS, REDIRECT, _client, form={"cadence_days": "3"}),
     Row("clients.export", GET, OWNER, CSV),
+    # People, quick add and search (issue 16).
+    Row("people.add", GET, EVERYONE, PAGE),
+    Row("people.add", POST, EVERYONE, REDIRECT, form=_quick_add_form),
+    Row("people.matches", GET, EVERYONE, FRAGMENT),
+    Row("search.results", GET, EVERYONE, PAGE, htmx=True),
+    Row("people.person", GET, PERSON_KEEPERS, PAGE, _person_of(_deal)),
+    Row("people.person", GET, PERSON_KEEPERS, PAGE, _person_of(_client)),
+    Row("people.person", POST, PERSON_KEEPERS, REDIRECT, _person_of(_deal), form={"name": "Re"}),
+    Row("people.merge", POST, OWNER, REDIRECT, _person_of(_deal), form=_merge_form),
     # Importing a client base: the owner.
     Row("imports.index", GET, OWNER, PAGE),
     Row("imports.new", GET, OWNER, PAGE),

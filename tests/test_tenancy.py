@@ -240,6 +240,8 @@ ID_ROUTES = {
     "radar.partner_link": _source,
     "radar.revoke_partner_link": _source,
     "conveyor.win": _deal,
+    "people.person": lambda tenant, owner, make: {"contact_id": make.lead(tenant).contact_id},
+    "people.merge": lambda tenant, owner, make: {"contact_id": make.lead(tenant).contact_id},
     "conveyor.schedule_touch": _deal,
     "conveyor.set_cadence": _client,
     "clients.accept_promise": _promise,

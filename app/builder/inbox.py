@@ -14,6 +14,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import load_only
 
 from app import clock
+from app.amounts import read_amount
 from app.builder.leads import LeadDraft, build_leads, lock_workspace
 from app.extensions import db
 from app.intake import fields as intake_fields
@@ -148,6 +149,11 @@ def _drafts(tenant_id: int, items: list[InboxItem]) -> list[LeadDraft | None]:
                 company=values.get("company") or None,
                 message=values.get("message"),
                 budget=values.get("budget"),
+                value_minor=read_amount(
+                    str((values.get("extra") or {}).get("value") or values.get("budget") or ""),
+                    tenant.language,
+                    tenant.currency,
+                ),
                 external_id=values.get("external_id"),
                 decision_date=judgement.decision_date,
                 utm={k: values[k] for k in intake_fields.UTM_FIELDS if values.get(k)},
@@ -157,6 +163,7 @@ def _drafts(tenant_id: int, items: list[InboxItem]) -> list[LeadDraft | None]:
                 flagged=item.flagged,
                 key_reused=item.reason == "reused_key",
                 arrived_at=item.received_at,
+                joins_open_lead=True,
             )
         )
     return drafts

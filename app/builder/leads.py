@@ -18,7 +18,7 @@ from app import clock
 from app.builder.bulk import insert_rows, insert_rows_returning_ids
 from app.builder.people import ContactBook, LeadRotation
 from app.extensions import db
-from app.models import EventKind, Lead, LeadEvent
+from app.models import Contact, EventKind, Lead, LeadEvent, Phase, Stage
 from app.webhooks import events as webhook_events
 
 # The first key of the two-key advisory lock a workspace's builds take ("LEAD").
@@ -47,6 +47,8 @@ class LeadDraft:
     owner_id: int | None = None  # who gets it when the batch is not routed
     next_touch_on: date | None = None
     last_touch_at: datetime | None = None
+    value_minor: int | None = None  # the deal's value, read from the budget or a value field
+    joins_open_lead: bool = False  # a repeat from a person with an open lead joins it (posts)
 
     @property
     def contact_name(self) -> str:
@@ -72,6 +74,7 @@ class LeadDraft:
 class BuiltLead:
     lead_id: int
     merged: bool  # joined a contact that already existed
+    asked_again: bool = False  # joined the person's open lead instead of making a new one
 
 
 def lock_workspace(tenant_id: int) -> None:
@@ -100,10 +103,11 @@ def build_leads(
     placed = [book.find_or_add(draft) for draft in drafts]
     db.session.flush()  # what the drafts filled in on contacts already stored
     book.insert_new()
+    joined = _join_open_leads(tenant_id, drafts, placed, now)
+    fresh = [i for i in range(len(drafts)) if i not in joined]
     rotation = LeadRotation(tenant_id) if route else None
     rows = [
-        _lead_row(tenant_id, draft, contact.id, stage_id, rotation, now)
-        for draft, (contact, _) in zip(drafts, placed, strict=True)
+        _lead_row(tenant_id, drafts[i], placed[i][0].id, stage_id, rotation, now) for i in fresh
     ]
     # Bulk inserts on the tables: the ORM's per-row bookkeeping would double the cost.
     lead_ids = insert_rows_returning_ids(Lead.__table__, rows)
@@ -118,16 +122,75 @@ def build_leads(
                 "data": {"source": draft.source_name},
                 "created_at": row["created_at"],
             }
-            for draft, lead_id, row in zip(drafts, lead_ids, rows, strict=True)
+            for draft, lead_id, row in zip((drafts[i] for i in fresh), lead_ids, rows, strict=True)
             if draft.source_id is not None
         ],
     )
     if rotation is not None:
         rotation.record(now)
     webhook_events.leads_created(db.session, tenant_id, lead_ids)
+    new_ids = dict(zip(fresh, lead_ids, strict=True))
     return [
-        BuiltLead(lead_id, merged) for lead_id, (_, merged) in zip(lead_ids, placed, strict=True)
+        BuiltLead(joined[i], True, True) if i in joined else BuiltLead(new_ids[i], merged)
+        for i, (_, merged) in enumerate(placed)
     ]
+
+
+def _join_open_leads(tenant_id: int, drafts: list, placed: list, now: datetime) -> dict[int, int]:
+    """A repeat post from a person who has an open lead (not yet won, lost or a client)
+    joins it: an "asked again" line on its timeline, and the card rises. Returns
+    {draft index: lead id} for the drafts that joined."""
+    known = {
+        contact.id
+        for draft, (contact, merged) in zip(drafts, placed, strict=True)
+        if draft.joins_open_lead and merged and isinstance(contact, Contact)
+    }
+    if not known:
+        return {}
+    open_lead_of: dict[int, int] = {}
+    for contact_id, lead_id in db.session.execute(
+        sa.select(Lead.contact_id, Lead.id)
+        .join(Stage, Stage.id == Lead.stage_id)
+        .where(
+            Lead.tenant_id == tenant_id,
+            Lead.contact_id.in_(known),
+            Stage.phase != Phase.ACCOUNT,
+            Stage.is_won.is_(False),
+            Stage.is_lost.is_(False),
+        )
+        .order_by(Lead.last_activity_at, Lead.id)
+        .execution_options(all_tenants=True)
+    ):
+        open_lead_of[contact_id] = lead_id  # the most recently worked on wins
+    joined = {
+        i: open_lead_of[contact.id]
+        for i, (contact, _) in enumerate(placed)
+        if drafts[i].joins_open_lead and isinstance(contact, Contact) and contact.id in open_lead_of
+    }
+    events, risen = [], {}
+    for i, lead_id in joined.items():
+        draft = drafts[i]
+        at = draft.arrived_at or now
+        risen[lead_id] = max(at, risen.get(lead_id, at))
+        events.append(
+            {
+                "tenant_id": tenant_id,
+                "lead_id": lead_id,
+                "actor_id": None,
+                "kind": EventKind.ASKED_AGAIN,
+                "data": {"source": draft.source_name, "message": (draft.message or "")[:500]},
+                "created_at": at,
+            }
+        )
+    insert_rows(LeadEvent.__table__, events)
+    for lead_id, at in risen.items():
+        db.session.execute(
+            sa.update(Lead)
+            .where(Lead.tenant_id == tenant_id, Lead.id == lead_id)
+            .values(last_activity_at=at)
+            .execution_options(synchronize_session=False, all_tenants=True)
+        )
+    return joined
 
 
 def _lead_row(
@@ -146,7 +209,8 @@ def _lead_row(
         "stage_id": stage_id,
         "owner_id": rotation.next_user_id() if rotation is not None else draft.owner_id,
         "title": draft.title,
-        "value_minor": 0,
+        "value_minor": draft.value_minor or 0,
+        "money": draft.budget or None,  # a budget is what the Money condition notes
         "message": draft.message or None,
         "budget": draft.budget or None,
         "external_id": draft.external_id or None,

@@ -22,6 +22,8 @@ class EventKind(enum.StrEnum):
     HANDED_OFF = "handed_off"
     PROMISE_DECIDED = "promise_decided"
     CHURNED = "churned"
+    ASKED_AGAIN = "asked_again"  # a new post from the person joined this open lead
+    PERSON_MERGED = "person_merged"  # another record of the person was merged into this one
 
 
 class LostReason(enum.StrEnum):

@@ -43,7 +43,10 @@ class Stage(TenantScoped, Base):
 
 class Source(TenantScoped, TimestampMixin, Base):
     __tablename__ = "source"
-    __table_args__ = (sa.UniqueConstraint("tenant_id", "name"),)
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "name"),
+        sa.Index("ix_source_tenant_manual_kind", "tenant_id", "manual_kind", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(120))
@@ -60,8 +63,16 @@ class Source(TenantScoped, TimestampMixin, Base):
     # One alert per crossing: disarmed when it fires, re-armed once the source recovers.
     alert_armed: Mapped[bool] = mapped_column(default=True)
     partner_report_token: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    # One of the built-in sources quick add uses (app.people.quick_add.MANUAL_KINDS).
+    manual_kind: Mapped[str | None] = mapped_column(sa.String(16))
 
     tenant: Mapped["Tenant"] = relationship()  # noqa: F821
+
+
+CONTACT_SEARCH_TEXT = (
+    "conveyor_fold(coalesce(name, '') || ' ' || coalesce(company, '') || ' ' || "
+    "coalesce(email, '') || ' ' || coalesce(replace(phone, '+', ''), ''))"
+)
 
 
 class Contact(TenantScoped, TimestampMixin, Base):
@@ -72,11 +83,22 @@ class Contact(TenantScoped, TimestampMixin, Base):
     email: Mapped[str | None] = mapped_column(sa.String(254))
     phone: Mapped[str | None] = mapped_column(sa.String(32))
     company: Mapped[str | None] = mapped_column(sa.String(200))
+    # Name, company, email and phone digits folded (case, accents, ё) for trigram search;
+    # written by PostgreSQL (migration 0017), read by app.search.
+    search_text: Mapped[str | None] = mapped_column(
+        sa.Text, sa.Computed(CONTACT_SEARCH_TEXT, persisted=True)
+    )
 
     # Email or phone first: a lookup by one can never be planned on the other's index.
     __table_args__ = (
         sa.Index("ix_contact_email_tenant", "email", "tenant_id"),
         sa.Index("ix_contact_phone_tenant", "phone", "tenant_id"),
+        sa.Index(
+            "ix_contact_search_text",
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
+        ),
     )
 
 

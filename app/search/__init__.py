@@ -1,0 +1,1 @@
+"""Search everything: one box in the header, each role inside its walls."""
