@@ -97,6 +97,18 @@ def test_move_into_conversion_without_the_three_conditions_is_refused_with_the_r
     )
     assert moved.status_code == 200, moved.text
     assert moved.json["stage"] == "Assigned" and moved.json["qualified"] is True
+    assert moved.json["decision_date"] == "2026-12-01"  # ISO 8601, as sent
+
+
+def test_times_are_iso_8601_and_updated_at_works_as_updated_since(client, make):
+    tenant, owner = make.workspace_with_owner()
+    secret = token_for(tenant, owner)
+    lead = client.post("/api/v1/leads", json=_lead_body(), headers=bearer(secret)).json
+    assert lead["created_at"].startswith("2026-11-24T09:") and lead["created_at"].endswith("Z")
+    since = client.get(
+        "/api/v1/leads", query_string={"updated_since": lead["updated_at"]}, headers=bearer(secret)
+    )
+    assert [row["id"] for row in since.json["data"]] == [lead["id"]]
 
 
 def test_russian_workspace_gets_the_refusal_in_russian(client, make):

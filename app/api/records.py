@@ -8,6 +8,7 @@ A page is at most ``limit`` rows after the cursor, in id order: one query per pa
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
+from pydantic import TypeAdapter
 from sqlalchemy.orm import contains_eager
 
 from app.api import ids
@@ -15,6 +16,14 @@ from app.api.problems import Problem
 from app.extensions import db
 from app.models import Conflict, Contact, Lead, Membership, Promise, Source, Stage, Tenant, Touch
 from app.policy import allows, clients_visible_to, leads_visible_to, visible_phases
+
+_JSON = TypeAdapter(dict)
+
+
+def as_json(record: dict) -> dict:
+    """A record as the API answers it: dates and times in ISO 8601 (``2026-11-24``,
+    ``2026-11-24T09:00:00Z``) as in webhook payloads, not Flask's default HTTP dates."""
+    return _JSON.dump_python(record, mode="json")
 
 
 def lead_status(lead: Lead) -> str:

@@ -11,7 +11,7 @@ from app.api import leads as lead_service
 from app.api.auth import api_call, rate_headers
 from app.api.idempotency import idempotent
 from app.api.problems import from_http_error
-from app.api.records import need, page
+from app.api.records import as_json, need, page
 from app.api.spec import document, operation, responds
 from app.conveyor import services as conveyor
 from app.extensions import csrf, db, limiter
@@ -45,7 +45,7 @@ def _rate_headers(response):
 
 
 def _page(rows, cursor, record) -> dict:
-    return {"data": [record(row) for row in rows], "next_cursor": cursor}
+    return {"data": [as_json(record(row)) for row in rows], "next_cursor": cursor}
 
 
 # --- Leads and deals -------------------------------------------------------------------------
@@ -111,7 +111,7 @@ def _status_condition(status: str):
 def create_lead():
     lead_id = lead_service.create_lead(g.membership, g.tenant, request.context.json)
     lead = records.visible_lead_or_404(g.membership, lead_id)
-    record = records.lead_record(lead, g.tenant)
+    record = as_json(records.lead_record(lead, g.tenant))
     return record, 201, {"Location": url_for("api.get_lead", lead_id=record["id"])}
 
 
@@ -126,7 +126,7 @@ def create_lead():
 )
 def get_lead(lead_id: str):
     lead = records.visible_lead_or_404(g.membership, records.id_or_404("lead", lead_id))
-    return records.lead_record(lead, g.tenant)
+    return as_json(records.lead_record(lead, g.tenant))
 
 
 @bp.patch("/leads/<lead_id>")
@@ -149,7 +149,7 @@ def update_lead(lead_id: str):
     lead = lead_service.change_lead(g.membership, number, request.context.json)
     if lead is None:
         return "", 204
-    return records.lead_record(lead, g.tenant)
+    return as_json(records.lead_record(lead, g.tenant))
 
 
 # --- Clients -----------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ def list_clients():
 def get_client(lead_id: str):
     number = records.id_or_404("lead", lead_id)
     lead = records.visible_lead_or_404(g.membership, number, clients_only=True)
-    return records.lead_record(lead, g.tenant)
+    return as_json(records.lead_record(lead, g.tenant))
 
 
 # --- People ------------------------------------------------------------------------------------
@@ -231,7 +231,7 @@ def get_person(person_id: str):
     contact = db.session.scalar(records.people_query(g.membership).where(Contact.id == number))
     if contact is None:
         records.id_or_404("person", "")
-    return records.person_record(contact)
+    return as_json(records.person_record(contact))
 
 
 # --- Stages and sources ------------------------------------------------------------------------
@@ -312,7 +312,7 @@ def log_touch():
     touch = conveyor.log_touch(
         g.membership, lead, TouchChannel(body.channel), body.outcome, body.note or ""
     )
-    return records.touch_record(touch), 201
+    return as_json(records.touch_record(touch)), 201
 
 
 @bp.get("/promises")
