@@ -380,8 +380,8 @@ def build_leads(
 ) -> float:
     """Leads made by the app's one builder (``app.builder.leads.build_leads``), a batch per
     transaction, as the worker makes them: routed to lead generators unless ``owner_id``
-    (then clients, touched next over the coming week). Arrivals over ``spread_days``.
-    Returns the seconds it took."""
+    (then clients, due to be touched from three days ago to three days on). Arrivals
+    over ``spread_days``. Returns the seconds it took."""
     import random
     from datetime import UTC, datetime, timedelta
 
@@ -413,7 +413,7 @@ def build_leads(
                         source_name=source_name,
                         owner_id=owner_id,
                         arrived_at=now - timedelta(seconds=rng.uniform(0, spread_days * 86400)),
-                        next_touch_on=now.date() + timedelta(days=n % 7) if owner_id else None,
+                        next_touch_on=now.date() + timedelta(days=n % 7 - 3) if owner_id else None,
                     )
                 )
             build(tenant_id, drafts, stage_id, route=owner_id is None, now=now)
