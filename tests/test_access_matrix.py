@@ -35,6 +35,7 @@ from app.engine.content import unsubscribe_token
 from app.extensions import db
 from app.imports.reading import IMPORT_FIELDS
 from app.models import (
+    Contact,
     InboxItem,
     InboxStatus,
     Invitation,
@@ -42,6 +43,7 @@ from app.models import (
     PendingSignup,
     Promise,
     Role,
+    Source,
     SourceKind,
     Stage,
     Tenant,
@@ -191,15 +193,38 @@ def _person_of(deal: Builder) -> Builder:
     return lambda scene: {"contact_id": db.session.get(Lead, deal(scene)["lead_id"]).contact_id}
 
 
-def _quick_add_form(scene: Scene) -> dict:
+def _hand_entry_sources(scene: Scene) -> dict:
+    """Quick add's built-in sources, made before the request (the form names one)."""
     from app.people.quick_add import manual_sources
 
-    walk_in = manual_sources(scene.tenant)[2]
-    return {"qa-name": "Walk In", "qa-phone": "+12025550123", "qa-source": str(walk_in.id)}
+    manual_sources(scene.tenant)
+    return {}
+
+
+def _quick_add_form(scene: Scene) -> dict:
+    walk_in = db.session.scalar(
+        sa.select(Source.id)
+        .where(Source.tenant_id == scene.tenant.id, Source.manual_kind == "walk_in")
+        .execution_options(all_tenants=True)
+    )
+    return {"qa-name": "Walk In", "qa-phone": "+12025550123", "qa-source": str(walk_in)}
+
+
+def _person_and_a_double(scene: Scene) -> dict:
+    """A person the owner works on, and another record that may be them."""
+    double = factories.lead(scene.tenant, "New")
+    double.contact.name = f"Double {scene.n}"
+    db.session.commit()
+    return _person_of(_deal)(scene)
 
 
 def _merge_form(scene: Scene) -> dict:
-    return {"other": str(factories.lead(scene.tenant, "New").contact_id)}
+    double = db.session.scalar(
+        sa.select(Contact.id)
+        .where(Contact.tenant_id == scene.tenant.id, Contact.name == f"Double {scene.n}")
+        .execution_options(all_tenants=True)
+    )
+    return {"other": str(double)}
 
 
 def _qualified_deal(scene: Scene) -> dict:
@@ -801,13 +826,12 @@ ROWS = [
     Row("clients.export", GET, OWNER, CSV),
     # People, quick add and search (issue 16).
     Row("people.add", GET, EVERYONE, PAGE),
-    Row("people.add", POST, EVERYONE, REDIRECT, form=_quick_add_form),
+    Row("people.add", POST, EVERYONE, REDIRECT, _hand_entry_sources, form=_quick_add_form),
     Row("people.matches", GET, EVERYONE, FRAGMENT),
     Row("search.results", GET, EVERYONE, PAGE, htmx=True),
     Row("people.person", GET, PERSON_KEEPERS, PAGE, _person_of(_deal)),
-    Row("people.person", GET, PERSON_KEEPERS, PAGE, _person_of(_client)),
     Row("people.person", POST, PERSON_KEEPERS, REDIRECT, _person_of(_deal), form={"name": "Re"}),
-    Row("people.merge", POST, OWNER, REDIRECT, _person_of(_deal), form=_merge_form),
+    Row("people.merge", POST, OWNER, REDIRECT, _person_and_a_double, form=_merge_form),
     # Importing a client base: the owner.
     Row("imports.index", GET, OWNER, PAGE),
     Row("imports.new", GET, OWNER, PAGE),
