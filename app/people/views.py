@@ -1,5 +1,7 @@
 """Quick add, suggestions while typing, the person page, editing and merging."""
 
+from contextlib import suppress
+
 from flask import Blueprint, flash, g, request, url_for
 from flask_babel import gettext as _
 from wtforms.validators import ValidationError
@@ -88,10 +90,8 @@ def matches():
     member who may not walk the base learns only that a match exists."""
     form = QuickAddForm(formdata=request.args, prefix="qa", meta={"csrf": False})
     for check, field in ((form.validate_email, form.email), (form.validate_phone, form.phone)):
-        try:
+        with suppress(ValidationError):  # a half-typed email or phone matches nothing yet
             check(field)
-        except ValidationError:
-            pass  # a half-typed email or phone matches nothing yet
     found = quick.matches(
         g.tenant, (form.name.data or "").strip(), form.email_value, form.phone_value
     )
