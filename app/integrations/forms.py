@@ -35,4 +35,5 @@ class EndpointForm(FlaskForm):
         _l("Events"),
         choices=[SelectChoice(name, name) for name in EVENT_TYPES],
         validators=[DataRequired(_l("Choose at least one event."))],
+        render_kw={"class": "checks"},
     )

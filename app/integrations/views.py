@@ -57,8 +57,11 @@ def create_token():
     _, secret = tokens.create_token(
         g.tenant, current_user, form.name.data, TokenAccess(form.access.data), membership
     )
-    # Shown on this answer only: it is never stored, and never put in the session.
-    return _page(secret=secret)
+    # Shown on this answer only: it is never stored, and never put in the session. The
+    # address bar shows the list, so a reload lists the tokens instead of answering 405.
+    response = _page(secret=secret)
+    response.headers["HX-Push-Url"] = url_for("integrations.index")
+    return response
 
 
 @bp.post("/tokens/<int:token_id>/revoke")
