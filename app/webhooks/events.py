@@ -45,21 +45,27 @@ BY_TIMELINE = {
     EventKind.LOST: "deal.lost",
 }
 WAKE_FLAG = "webhooks_wake"
+# What each workspace's endpoints want, read once per transaction: the digest's tick
+# escalated 14,400 clients and asked PostgreSQL 14,400 times (12.5 s of a 23 s tick).
+WANTED = "webhooks_wanted"
 
 
-def wanted(connection, tenant_id: int) -> set[str]:
+def wanted(connection, tenant_id: int, session: Session | None = None) -> set[str]:
     """The event types some enabled endpoint of the workspace subscribes to."""
-    rows = connection.execute(
-        sa.select(WebhookEndpoint.events).where(
-            WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.enabled.is_(True)
-        )
-    ).scalars()
-    return {name for events in rows for name in events or ()}
+    known = session.info.setdefault(WANTED, {}) if session is not None else {}
+    if tenant_id not in known:
+        rows = connection.execute(
+            sa.select(WebhookEndpoint.events).where(
+                WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.enabled.is_(True)
+            )
+        ).scalars()
+        known[tenant_id] = {name for events in rows for name in events or ()}
+    return known[tenant_id]
 
 
-def record(connection, tenant_id: int, rows: list[dict]) -> int:
+def record(connection, tenant_id: int, rows: list[dict], session: Session | None = None) -> int:
     """Insert the events (type, resource, subject_id, lead_id, ...) that are wanted."""
-    types = wanted(connection, tenant_id) if rows else set()
+    types = wanted(connection, tenant_id, session) if rows else set()
     now = clock.now()
     kept = [
         {"tenant_id": tenant_id, "status": "pending", "occurred_at": now, **row}
@@ -89,7 +95,8 @@ def _flag(target) -> None:
 @event.listens_for(LeadEvent, "after_insert")
 def _timeline_line(mapper, connection, target: LeadEvent) -> None:
     type_ = BY_TIMELINE.get(target.kind)
-    if type_ and record(connection, target.tenant_id, [_lead_event(type_, target.lead_id)]):
+    row = _lead_event(type_, target.lead_id) if type_ else None
+    if row and record(connection, target.tenant_id, [row], object_session(target)):
         _flag(target)
 
 
@@ -103,7 +110,7 @@ def _touch(mapper, connection, target: Touch) -> None:
     if phase != Phase.ACCOUNT:
         return
     row = _lead_event("client.touch_logged", target.lead_id, target.id)
-    if record(connection, target.tenant_id, [row]):
+    if record(connection, target.tenant_id, [row], object_session(target)):
         _flag(target)
 
 
@@ -122,19 +129,20 @@ def _conflict(mapper, connection, target: Conflict) -> None:
         rows.append({"type": "promise.flagged", **base})
     if target.kind == ConflictKind.SOURCE_QUALITY:
         rows.append({"type": "source.alert", **base})
-    if record(connection, target.tenant_id, rows):
+    if record(connection, target.tenant_id, rows, object_session(target)):
         _flag(target)
 
 
 def leads_created(session: Session, tenant_id: int, lead_ids: list[int]) -> None:
     """``lead.created`` for leads the builder wrote (in its transaction)."""
     rows = [_lead_event("lead.created", lead_id) for lead_id in lead_ids]
-    if record(session.connection(), tenant_id, rows):
+    if record(session.connection(), tenant_id, rows, session):
         session.info[WAKE_FLAG] = True
 
 
 @event.listens_for(Session, "after_commit")
 def _wake_after_commit(session: Session) -> None:
+    session.info.pop(WANTED, None)
     if session.info.pop(WAKE_FLAG, False):
         from app.webhooks.wake import wake
 
@@ -143,4 +151,5 @@ def _wake_after_commit(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(WANTED, None)
     session.info.pop(WAKE_FLAG, None)
