@@ -125,10 +125,11 @@ def _store(item: InboxItem, result: IntakeResult) -> IntakeResult:
     """Write the judged post (or, past the minute's cap of refusals, only count it) and
     commit; wake the builder for a good one."""
     item.http_status = result.http_status
+    pending = item.status == InboxStatus.PENDING  # read now: the commit expires the row
     if not (cap.is_refused(item) and cap.only_count(item)):
         db.session.add(item)
     db.session.commit()
-    if item.status == InboxStatus.PENDING:
+    if pending:
         wake()
     return result
 
