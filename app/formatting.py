@@ -103,3 +103,10 @@ def workspace_today() -> date:
     """Today on the wall clock of the workspace being served."""
     tenant = g.get("tenant")
     return clock.workspace_today(tenant) if tenant is not None else clock.today("UTC")
+
+
+def on_workspace_today(moment: datetime | None) -> bool:
+    """True when a moment fell on the workspace's today (a card "touched today")."""
+    tenant = g.get("tenant")
+    zone = tenant.timezone if tenant is not None else "UTC"
+    return moment is not None and clock.today(zone, moment) == workspace_today()

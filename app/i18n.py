@@ -46,6 +46,7 @@ def register_template_helpers(app) -> None:
         money=formatting.money,
         format_date=formatting.format_date,
         format_datetime=formatting.format_datetime,
+        on_workspace_today=formatting.on_workspace_today,
         get_locale=get_locale,
         get_timezone=get_timezone,
     )

@@ -18,6 +18,14 @@ def _manager_filter() -> int | None:
     return request.args.get("manager", type=int) if can("clients.filter_by_manager") else None
 
 
+@bp.app_context_processor
+def _waiting_handoffs() -> dict:
+    """The account manager's menu and home count the hand-offs waiting for them."""
+    if g.get("membership") is None or not can("handoffs.receive"):
+        return {}
+    return {"waiting_handoffs": handoff.waiting_handoffs(g.membership)}
+
+
 @bp.route("/clients")
 @requires("clients.manage")
 def index():

@@ -8,16 +8,21 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import sqlalchemy as sa
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from app.auth.services import preferred_locale
 from app.conveyor.services import MoveRefused, local_today, record_event
 from app.extensions import db
+from app.mail import external_url
 from app.models import (
     Conflict,
     ConflictKind,
     EventKind,
     Lead,
     Membership,
+    Notification,
     Phase,
     Promise,
     PromiseStatus,
@@ -172,6 +177,7 @@ def decide_promise(
                 "flagged_by": membership.user.name,
             },
         )
+        _notify_owners_of_flag(lead, promise, membership)
     record_event(
         lead,
         membership.user,
@@ -181,6 +187,25 @@ def decide_promise(
         reason=promise.flag_reason,
     )
     db.session.commit()
+
+
+def _notify_owners_of_flag(lead: Lead, promise: Promise, membership: Membership) -> None:
+    """The owner hears of a flagged promise in the bell, in their own language (the
+    morning digest lists it too, from the open conflict)."""
+    link = external_url("conveyor.lead", lead_id=lead.id)
+    for owner in members_who(lead.tenant_id, "alerts.receive"):
+        with force_locale(preferred_locale(owner.user)):
+            text = _(
+                "%(manager)s flagged a promise to %(client)s: %(text)s",
+                manager=membership.user.name,
+                client=lead.contact.name,
+                text=promise.text,
+            )
+        db.session.add(
+            Notification(
+                tenant_id=lead.tenant_id, user_id=owner.user_id, text=text[:500], link=link
+            )
+        )
 
 
 def pending_promises(membership: Membership) -> list[Promise]:
@@ -205,5 +230,19 @@ def promises_of(lead: Lead) -> list[Promise]:
             sa.select(Promise)
             .where(Promise.tenant_id == lead.tenant_id, Promise.lead_id == lead.id)
             .order_by(Promise.id)
+        )
+    )
+
+
+def waiting_handoffs(membership: Membership) -> int:
+    """Clients handed to this member with promises still waiting for their decision."""
+    return db.session.scalar(
+        sa.select(sa.func.count(sa.distinct(Promise.lead_id)))
+        .join(Lead, Lead.id == Promise.lead_id)
+        .join(Stage, Stage.id == Lead.stage_id)
+        .where(
+            Promise.tenant_id == membership.tenant_id,
+            Promise.status == PromiseStatus.PENDING,
+            clients_visible_to(membership),
         )
     )

@@ -9,6 +9,7 @@ from flask_wtf.csrf import generate_csrf
 from markupsafe import escape
 from wtforms import SelectChoice
 
+from app import clock
 from app.conveyor import board as board_service
 from app.conveyor import bp, handoff, services, today
 from app.conveyor.forms import (
@@ -351,6 +352,7 @@ def today_queue():
     return render(
         "conveyor/today.html",
         leads=leads,
+        planned=today.planned_touches(g.tenant, g.membership, clock.now()),
         today=tenant_today,
         in_window=today.in_window,
         touch_form=TouchForm(),

@@ -17,6 +17,7 @@ from app.formatting import format_date
 from app.mail import external_url
 from app.models import (
     Conflict,
+    ConflictKind,
     ConflictStatus,
     Lead,
     Membership,
@@ -230,7 +231,24 @@ def _owner_glance(tenant: Tenant, today) -> dict:
         "open_conflicts": count(
             Conflict.id, Conflict.tenant_id == tenant.id, Conflict.status == ConflictStatus.OPEN
         ),
+        "flagged_promises": _flagged_promises(tenant),
     }
+
+
+def _flagged_promises(tenant: Tenant) -> list[Conflict]:
+    """Promises an account manager flagged that the owner has not settled yet."""
+    return list(
+        db.session.scalars(
+            sa.select(Conflict)
+            .where(
+                Conflict.tenant_id == tenant.id,
+                Conflict.status == ConflictStatus.OPEN,
+                Conflict.kind == ConflictKind.PROMISE_FLAGGED,
+            )
+            .order_by(Conflict.created_at.desc(), Conflict.id.desc())
+            .limit(DIGEST_LIST_LENGTH)
+        )
+    )
 
 
 def unsubscribe(token: str) -> Membership | None:

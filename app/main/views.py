@@ -7,6 +7,7 @@ from flask import abort, current_app, g, jsonify, render_template, request
 from flask_login import current_user
 
 from app import clock
+from app.conveyor import today as today_queue
 from app.extensions import limiter, login_manager
 from app.htmx import render
 from app.main import bp, services
@@ -23,7 +24,14 @@ def dashboard():
     compliance = None
     if can("home.compliance"):
         compliance = cadence_compliance(g.tenant, g.membership, today)
-    return render("main/dashboard.html", summary=summary, user=current_user, compliance=compliance)
+    planned = today_queue.planned_touches(g.tenant, g.membership, clock.now())
+    return render(
+        "main/dashboard.html",
+        summary=summary,
+        user=current_user,
+        compliance=compliance,
+        planned=planned,
+    )
 
 
 @bp.route("/healthz")
