@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
+from app import clock
 from app.api import ids
 from app.auth import tokens
 from app.engine.content import unsubscribe_token
@@ -49,7 +50,6 @@ from app.models import (
     Tenant,
     TokenAccess,
     User,
-    utcnow,
 )
 from app.passwords import hash_password
 from app.sources import services as sources
@@ -231,7 +231,7 @@ def _qualified_deal(scene: Scene) -> dict:
     values = _deal(scene)
     lead = db.session.get(Lead, values["lead_id"])
     lead.problem, lead.money = "Slow deliveries", "confirmed"
-    lead.decision_date, lead.qualified_at = date(2030, 1, 15), utcnow()
+    lead.decision_date, lead.qualified_at = date(2030, 1, 15), clock.now()
     db.session.commit()
     return values
 

@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
+from app import clock
 from app.extensions import db
 from app.models import (
     EventKind,
@@ -23,7 +24,6 @@ from app.models import (
     Source,
     StripeEvent,
     Subscription,
-    utcnow,
 )
 from app.queue import get_queue
 from app.workspace import services as workspace
@@ -94,7 +94,7 @@ def post_event(client, body: bytes, secret: str = SECRET, timestamp: int | None 
 
 def test_billing_is_off_without_a_key_and_every_workspace_has_full_access(client, make, login):
     tenant, owner = make.workspace_with_owner()
-    put(tenant, trial_ends_at=utcnow() - timedelta(days=30), status="canceled")
+    put(tenant, trial_ends_at=clock.now() - timedelta(days=30), status="canceled")
     login(owner.email)
     assert "Billing is off on this server" in client.get("/billing").text
     assert client.post("/sources/new", data=NEW_SOURCE).status_code == 302
@@ -313,7 +313,7 @@ def test_each_status_gives_its_access(app, client, make, login, billing, status)
     tenant, owner = make.workspace_with_owner()
     closer = make.member(tenant, Role.CLOSER)
     if status == "trial ended":
-        put(tenant, trial_ends_at=utcnow() - timedelta(minutes=1))
+        put(tenant, trial_ends_at=clock.now() - timedelta(minutes=1))
     else:
         subscribed(tenant, billing, status=status)
     login(owner.email)
@@ -405,7 +405,7 @@ def test_seats_follow_the_team(client, make, login, billing, run_jobs):
 
 def test_the_trial_ending_email_arrives_three_days_before_once(make, billing, run_jobs, mailbox):
     tenant, owner = make.workspace_with_owner(name="Bakery")
-    put(tenant, trial_ends_at=utcnow() + timedelta(days=2, hours=20))
+    put(tenant, trial_ends_at=clock.now() + timedelta(days=2, hours=20))
     for _ in range(2):
         get_queue().enqueue("app.tasks.billing.check_trials")
         run_jobs()
@@ -413,7 +413,7 @@ def test_the_trial_ending_email_arrives_three_days_before_once(make, billing, ru
     assert message["Subject"].startswith("The trial of Bakery ends on")
     assert "http://conveyor.test/billing" in mailbox.text(message)
     assert "Choose a plan" in mailbox.html(message)
-    put(tenant, trial_ends_at=utcnow() - timedelta(hours=1))
+    put(tenant, trial_ends_at=clock.now() - timedelta(hours=1))
     get_queue().enqueue("app.tasks.billing.check_trials")
     run_jobs()
     assert mailbox.to(owner.email)[-1]["Subject"] == "Bakery is now read-only"

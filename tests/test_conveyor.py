@@ -7,6 +7,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from app import clock
 from app.conveyor import services as conveyor
 from app.extensions import db
 from app.models import Lead, LeadEvent, Role, Stage, Tenant
@@ -419,7 +420,7 @@ def test_a_client_gets_their_own_touch_cadence_and_empty_means_the_workspaces(
 ):
     tenant, owner, generator, closer_a, closer_b, manager = team
     account = make.lead(tenant, "Client", owner=manager)
-    account.last_touch_at = datetime_now = conveyor.utcnow() - timedelta(days=2)
+    account.last_touch_at = datetime_now = clock.now() - timedelta(days=2)
     db.session.commit()
     touched_on = conveyor.local_today(tenant) - timedelta(days=2)
     login(manager.email)

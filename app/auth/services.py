@@ -5,9 +5,10 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
+from app import clock
 from app.auth.tokens import SIGNUP_MAX_AGE
 from app.extensions import db
-from app.models import Invitation, PendingSignup, Tenant, User, utcnow
+from app.models import Invitation, PendingSignup, Tenant, User
 from app.passwords import hash_password, needs_rehash, verify_password
 from app.queue import enqueue
 from app.tenancy import ALL_TENANTS, active_memberships
@@ -50,7 +51,7 @@ def sign_up(
         return
     db.session.execute(
         sa.delete(PendingSignup).where(
-            PendingSignup.created_at < utcnow() - timedelta(seconds=SIGNUP_MAX_AGE)
+            PendingSignup.created_at < clock.now() - timedelta(seconds=SIGNUP_MAX_AGE)
         )
     )
     pending = PendingSignup(
@@ -126,7 +127,7 @@ def can_sign_in(user: User) -> bool:
 
 
 def record_login(user: User) -> None:
-    user.last_login_at = utcnow()
+    user.last_login_at = clock.now()
     db.session.commit()
 
 

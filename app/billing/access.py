@@ -15,10 +15,11 @@ import sqlalchemy as sa
 from flask import flash, g, has_request_context, make_response, redirect, request, url_for
 from flask_babel import gettext as _
 
+from app import clock
 from app.billing.stripe_client import billing_enabled
 from app.extensions import db
 from app.htmx import is_htmx_request, local_path_or
-from app.models import Subscription, SubscriptionStatus, utcnow
+from app.models import Subscription, SubscriptionStatus
 from app.policy import can
 from app.tenancy import ALL_TENANTS
 
@@ -59,7 +60,7 @@ def trial_ended(subscription: Subscription, now: datetime | None = None) -> bool
     return (
         subscription.stripe_subscription_id is None
         and subscription.status == SubscriptionStatus.TRIALING
-        and subscription.trial_ends_at <= (now or utcnow())
+        and subscription.trial_ends_at <= (now or clock.now())
     )
 
 

@@ -15,12 +15,13 @@ import stripe
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
+from app import clock
 from app.billing import notices
 from app.billing.access import Access, access_for
 from app.billing.services import ENDED_STATUSES, plan_for_price, run_later, seats_in_use
 from app.billing.stripe_client import get_client
 from app.extensions import db
-from app.models import NoticeKind, StripeEvent, Subscription, utcnow
+from app.models import NoticeKind, StripeEvent, Subscription
 from app.tenancy import ALL_TENANTS
 
 TOLERANCE_SECONDS = 300
@@ -118,7 +119,7 @@ def stuck(older_than: timedelta) -> list[int]:
         db.session.scalars(
             sa.select(StripeEvent.id).where(
                 StripeEvent.processed_at.is_(None),
-                StripeEvent.received_at < utcnow() - older_than,
+                StripeEvent.received_at < clock.now() - older_than,
             )
         )
     )
@@ -139,7 +140,7 @@ def process(event_id: int) -> str:
     followups = Followups()
     handler = HANDLERS.get(row.type)
     row.outcome = handler(row, followups) if handler else "ignored"
-    row.processed_at = utcnow()
+    row.processed_at = clock.now()
     db.session.commit()
     followups.enqueue_all()
     return row.outcome

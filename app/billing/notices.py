@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from app import clock
 from app.billing.services import run_later
 from app.billing.stripe_client import billing_enabled
 from app.extensions import db
@@ -13,7 +14,6 @@ from app.models import (
     NoticeKind,
     Subscription,
     SubscriptionStatus,
-    utcnow,
 )
 from app.policy import members_who
 from app.tenancy import ALL_TENANTS
@@ -45,7 +45,7 @@ def claim(notice: BillingNotice) -> bool:
     claimed = db.session.execute(
         sa.update(BillingNotice)
         .where(BillingNotice.id == notice.id, BillingNotice.sent_at.is_(None))
-        .values(sent_at=utcnow())
+        .values(sent_at=clock.now())
     ).rowcount
     db.session.commit()
     return bool(claimed)
@@ -73,7 +73,7 @@ def check_trials(now: datetime | None = None) -> int:
     """
     if not billing_enabled():
         return 0
-    now = now or utcnow()
+    now = now or clock.now()
     trials = db.session.scalars(
         sa.select(Subscription)
         .where(

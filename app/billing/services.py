@@ -13,11 +13,12 @@ from flask import current_app
 from flask_babel import lazy_gettext as _l
 from rq import Retry
 
+from app import clock
 from app.billing.access import Access, access_for, subscription_of, trial_ended
 from app.billing.stripe_client import billing_enabled, get_client, idempotency_key, time_bucket
 from app.extensions import db
 from app.mail import external_url
-from app.models import Membership, Subscription, SubscriptionStatus, Tenant, User, utcnow
+from app.models import Membership, Subscription, SubscriptionStatus, Tenant, User
 from app.queue import enqueue
 from app.tenancy import ALL_TENANTS
 
@@ -74,7 +75,7 @@ def start_trial(tenant: Tenant) -> Subscription:
     subscription = subscription_of(tenant.id)
     if subscription is None:
         subscription = Subscription(
-            tenant_id=tenant.id, trial_ends_at=utcnow() + timedelta(days=TRIAL_DAYS)
+            tenant_id=tenant.id, trial_ends_at=clock.now() + timedelta(days=TRIAL_DAYS)
         )
         db.session.add(subscription)
         db.session.flush()
@@ -92,7 +93,7 @@ def seats_in_use(tenant_id: int) -> int:
 
 def summary(tenant: Tenant) -> BillingSummary:
     subscription = subscription_of(tenant.id)
-    now = utcnow()
+    now = clock.now()
     days_left = None
     if subscription is not None and subscription.status == SubscriptionStatus.TRIALING:
         remaining = subscription.trial_ends_at - now
@@ -163,7 +164,7 @@ def start_checkout(tenant: Tenant, actor: User, plan: str, locale: str) -> str:
     seats = max(1, seats_in_use(tenant.id))
     metadata = {"tenant_id": str(tenant.id)}
     subscription_data: dict = {"metadata": metadata}
-    if subscription.trial_ends_at - utcnow() >= MIN_CARRIED_TRIAL:
+    if subscription.trial_ends_at - clock.now() >= MIN_CARRIED_TRIAL:
         # Paying early does not shorten the trial: the first charge comes when it ends.
         subscription_data["trial_end"] = int(subscription.trial_ends_at.timestamp())
     params = {

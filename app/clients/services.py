@@ -7,10 +7,10 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import joinedload
 
-from app import csvfile
+from app import clock, csvfile
 from app.conveyor.services import MoveRefused, assign_to_closer, pick_closer, record_event
 from app.extensions import db
-from app.models import ChurnReason, EventKind, Lead, Membership, Phase, Stage, Tenant, User, utcnow
+from app.models import ChurnReason, EventKind, Lead, Membership, Phase, Stage, Tenant, User
 from app.money import major_text
 from app.pipeline import first_stage
 from app.policy import clients_visible_to, users_who
@@ -115,7 +115,7 @@ def churn(membership: Membership, client: Lead, reason: ChurnReason, note: str =
         raise MoveRefused(_l("This client is already marked churned."))
     if reason in CHURN_REASONS_NEEDING_NOTE and not note.strip():
         raise MoveRefused(_l("Say what happened."))
-    client.churned_at = utcnow()
+    client.churned_at = clock.now()
     client.churn_reason = reason.value
     client.churn_note = note.strip()[:500] or None
     client.next_touch_on = None

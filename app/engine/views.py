@@ -4,10 +4,11 @@ import sqlalchemy as sa
 from flask import abort, g, render_template
 from flask_login import current_user
 
+from app import clock
 from app.engine import bp, content
 from app.extensions import csrf, db, limiter
 from app.htmx import render
-from app.models import MessageStatus, Notification, OutboxMessage, utcnow
+from app.models import MessageStatus, Notification, OutboxMessage
 from app.policy import requires
 
 
@@ -58,7 +59,7 @@ def notifications():
     )
     page = render("engine/notifications.html", notifications=rows)
     for row in rows:
-        row.read_at = row.read_at or utcnow()
+        row.read_at = row.read_at or clock.now()
     db.session.commit()
     return page
 

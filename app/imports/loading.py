@@ -32,7 +32,6 @@ from app.models import (
     Role,
     Tenant,
     User,
-    utcnow,
 )
 from app.pipeline import first_stage
 from app.tenancy import ALL_TENANTS
@@ -57,7 +56,7 @@ class Destination:
 def run(tenant: Tenant, job: ImportJob) -> None:
     """Import every row not yet committed, then mark the job done. Commits per batch."""
     job.status = ImportStatus.RUNNING
-    job.started_at = job.started_at or utcnow()
+    job.started_at = job.started_at or clock.now()
     job.error = None
     db.session.commit()
     destination = plan_destination(tenant, job)
@@ -74,7 +73,7 @@ def run(tenant: Tenant, job: ImportJob) -> None:
         db.session.commit()
         done += len(batch)
     job.status = ImportStatus.DONE
-    job.finished_at = utcnow()
+    job.finished_at = clock.now()
     db.session.commit()
 
 
@@ -129,7 +128,7 @@ def load_batch(
     """Write one batch and advance the job's counters; False when another run got there first."""
     good = [row for row in rows if row.ok]
     rejected = [row for row in rows if not row.ok]
-    now = utcnow()
+    now = clock.now()
     built = build_leads(
         destination.tenant_id,
         [_draft(destination, row) for row in good],

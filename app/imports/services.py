@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from app import csvfile
+from app import clock, csvfile
 from app.extensions import db
 from app.imports import loading, reading
 from app.imports.rows import describe_reason
@@ -20,7 +20,6 @@ from app.models import (
     Role,
     Tenant,
     User,
-    utcnow,
 )
 from app.queue import enqueue
 
@@ -150,7 +149,7 @@ def run_import(tenant: Tenant, job: ImportJob) -> bool:
         db.session.rollback()
         job.status = ImportStatus.FAILED
         job.error = f"{type(error).__name__}: {error}"[:500]
-        job.finished_at = utcnow()
+        job.finished_at = clock.now()
         db.session.commit()
         raise
     return True

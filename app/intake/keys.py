@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
+from app import clock
 from app.extensions import db
-from app.models import IntakeKey, Source, utcnow
+from app.models import IntakeKey, Source
 from app.tenancy import ALL_TENANTS
 
 
@@ -68,7 +69,7 @@ def claim(source: Source, keys: list[str], contact: str, receipt: str) -> Claim:
                     "key": key,
                     "contact": contact,
                     "receipt": receipt,
-                    "created_at": utcnow(),
+                    "created_at": clock.now(),
                 }
                 for key in keys
             ]

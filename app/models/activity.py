@@ -6,7 +6,8 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, TenantScoped, UTCDateTime, str_enum, utcnow
+from app import clock
+from app.models.base import Base, TenantScoped, UTCDateTime, str_enum
 
 
 class EventKind(enum.StrEnum):
@@ -84,7 +85,7 @@ class LeadEvent(TenantScoped, Base):
     actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
     kind: Mapped[EventKind] = mapped_column(str_enum(EventKind, 24))
     data: Mapped[dict] = mapped_column(sa.JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
 
     actor: Mapped["User | None"] = relationship()  # noqa: F821
 
@@ -101,7 +102,7 @@ class Touch(TenantScoped, Base):
     channel: Mapped[TouchChannel] = mapped_column(str_enum(TouchChannel, 16))
     outcome: Mapped[str] = mapped_column(sa.String(200), default="")
     note: Mapped[str | None] = mapped_column(sa.Text)
-    happened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    happened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
 
 
 class Promise(TenantScoped, Base):
@@ -121,7 +122,7 @@ class Promise(TenantScoped, Base):
     flag_reason: Mapped[str | None] = mapped_column(sa.String(500))
     decided_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
 
 
 class StageVisit(TenantScoped, Base):
@@ -165,7 +166,7 @@ class Conflict(TenantScoped, Base):
     user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
     details: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     resolution_note: Mapped[str | None] = mapped_column(sa.Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
@@ -179,4 +180,4 @@ class AuditEntry(TenantScoped, Base):
     actor_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
     action: Mapped[str] = mapped_column(sa.String(64))
     data: Mapped[dict] = mapped_column(sa.JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)

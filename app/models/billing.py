@@ -10,7 +10,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, TenantScoped, UTCDateTime, str_enum, utcnow
+from app import clock
+from app.models.base import Base, TenantScoped, UTCDateTime, str_enum
 
 
 class SubscriptionStatus(enum.StrEnum):
@@ -55,8 +56,10 @@ class Subscription(TenantScoped, Base):
     cancel_at_period_end: Mapped[bool] = mapped_column(default=False)
     # When Stripe created the event whose state we hold: an older event never wins.
     stripe_state_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime(), default=clock.now, onupdate=clock.now
+    )
 
     @property
     def has_stripe_subscription(self) -> bool:
@@ -84,7 +87,7 @@ class StripeEvent(Base):
     tenant_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("tenant.id", ondelete="SET NULL"), index=True
     )
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     outcome: Mapped[str | None] = mapped_column(sa.String(64))
 
@@ -98,5 +101,5 @@ class BillingNotice(TenantScoped, Base):
     unique_key: Mapped[str] = mapped_column(sa.String(200), unique=True)
     kind: Mapped[NoticeKind] = mapped_column(str_enum(NoticeKind, 32))
     data: Mapped[dict] = mapped_column(sa.JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -10,7 +10,8 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, TenantScoped, UTCDateTime, str_enum, utcnow
+from app import clock
+from app.models.base import Base, TenantScoped, UTCDateTime, str_enum
 
 
 class MessageKind(enum.StrEnum):
@@ -56,13 +57,13 @@ class OutboxMessage(TenantScoped, Base):
         str_enum(MessageStatus, 16), default=MessageStatus.PENDING
     )
     attempts: Mapped[int] = mapped_column(default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     # The channel's own id of what was sent (Telegram's message_id): replies point at it.
     external_id: Mapped[str | None] = mapped_column(sa.String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
 
     user: Mapped["User"] = relationship()  # noqa: F821
 
@@ -81,4 +82,4 @@ class Notification(TenantScoped, Base):
     text: Mapped[str] = mapped_column(sa.String(500))
     link: Mapped[str | None] = mapped_column(sa.String(500))
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)

@@ -7,7 +7,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, TenantScoped, UTCDateTime, str_enum, utcnow
+from app import clock
+from app.models.base import Base, TenantScoped, UTCDateTime, str_enum
 from app.models.pipeline import Lead, Source
 
 
@@ -33,7 +34,7 @@ class InboxItem(TenantScoped, Base):
     source_id: Mapped[int] = mapped_column(
         sa.ForeignKey("source.id", ondelete="CASCADE"), index=True
     )
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
     content_type: Mapped[str] = mapped_column(sa.String(200), default="")
     headers: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     body: Mapped[bytes] = mapped_column(sa.LargeBinary)
@@ -74,7 +75,7 @@ class IntakeKey(TenantScoped, Base):
     key: Mapped[str] = mapped_column(sa.String(300))
     contact: Mapped[str] = mapped_column(sa.String(64), default="")
     receipt: Mapped[str] = mapped_column(sa.String(32))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
 
 
 class IntakeMinute(TenantScoped, Base):

@@ -11,7 +11,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, TenantScoped, UTCDateTime, str_enum, utcnow
+from app import clock
+from app.models.base import Base, TenantScoped, UTCDateTime, str_enum
 
 
 class TokenAccess(enum.StrEnum):
@@ -34,7 +35,7 @@ class ApiToken(TenantScoped, Base):
         sa.ForeignKey("membership.id", ondelete="CASCADE"), index=True
     )
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -54,7 +55,7 @@ class IdempotencyKey(TenantScoped, Base):
     status: Mapped[int] = mapped_column()
     body: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     location: Mapped[str | None] = mapped_column(sa.String(500))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now, index=True)
 
 
 class WebhookEndpoint(TenantScoped, Base):
@@ -75,7 +76,7 @@ class WebhookEndpoint(TenantScoped, Base):
     disabled_reason: Mapped[str | None] = mapped_column(sa.String(32))
     # Every attempt since this moment failed (empty after a success).
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
 
     membership: Mapped["Membership"] = relationship()  # noqa: F821
 
@@ -103,7 +104,7 @@ class WebhookEvent(TenantScoped, Base):
         str_enum(EventStatus, 16), default=EventStatus.PENDING
     )
     payload: Mapped[dict | None] = mapped_column(sa.JSON)
-    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -133,10 +134,10 @@ class WebhookDelivery(TenantScoped, Base):
         str_enum(DeliveryStatus, 16), default=DeliveryStatus.PENDING
     )
     attempts: Mapped[int] = mapped_column(default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
 
     event: Mapped[WebhookEvent] = relationship()
     endpoint: Mapped[WebhookEndpoint] = relationship()
@@ -155,7 +156,7 @@ class WebhookAttempt(TenantScoped, Base):
     endpoint_id: Mapped[int] = mapped_column(
         sa.ForeignKey("webhook_endpoint.id", ondelete="CASCADE")
     )
-    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    attempted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
     response_status: Mapped[int | None] = mapped_column()
     response_excerpt: Mapped[str | None] = mapped_column(sa.String(500))
     error: Mapped[str | None] = mapped_column(sa.String(500))

@@ -11,7 +11,8 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.models.base import Base, TenantScoped, TimestampMixin, UTCDateTime, str_enum, utcnow
+from app import clock
+from app.models.base import Base, TenantScoped, TimestampMixin, UTCDateTime, str_enum
 
 
 class Phase(enum.StrEnum):
@@ -130,7 +131,7 @@ class Lead(TenantScoped, TimestampMixin, Base):
     money: Mapped[str | None] = mapped_column(sa.String(200))
     decision_date: Mapped[date | None] = mapped_column(sa.Date)
     next_touch_on: Mapped[date | None] = mapped_column(sa.Date)
-    last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
     message: Mapped[str | None] = mapped_column(sa.Text)
     budget: Mapped[str | None] = mapped_column(sa.String(200))
     external_id: Mapped[str | None] = mapped_column(sa.String(200))
@@ -160,7 +161,7 @@ class Lead(TenantScoped, TimestampMixin, Base):
     # A touch planned for a moment; the engine reminds the owner when it arrives.
     touch_scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     # When the lead entered its current stage (empty: when it was created).
-    stage_entered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=utcnow)
+    stage_entered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=clock.now)
 
     @property
     def is_qualified(self) -> bool:

@@ -7,7 +7,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.models.base import Base, TenantScoped, TimestampMixin, UTCDateTime, str_enum, utcnow
+from app import clock
+from app.models.base import Base, TenantScoped, TimestampMixin, UTCDateTime, str_enum
 
 
 class Topic(enum.StrEnum):
@@ -32,7 +33,7 @@ class TelegramLink(TimestampMixin, Base):
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), unique=True)
     chat_id: Mapped[int] = mapped_column(sa.BigInteger, unique=True)
     telegram_name: Mapped[str | None] = mapped_column(sa.String(200))
-    linked_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     disabled_reason: Mapped[str | None] = mapped_column(sa.String(32))
 
@@ -61,7 +62,7 @@ class TelegramUpdate(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     update_id: Mapped[int] = mapped_column(sa.BigInteger, unique=True)
     payload: Mapped[dict] = mapped_column(sa.JSON)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
 
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from flask_babel import force_locale
 from flask_babel import gettext as _
 
+from app import clock
 from app.auth.services import preferred_locale
 from app.extensions import db
 from app.mail import external_url
@@ -22,7 +23,6 @@ from app.models import (
     Notification,
     Source,
     Tenant,
-    utcnow,
 )
 from app.models.tenant import WINDOW_DAYS
 from app.policy import members_who
@@ -103,7 +103,7 @@ def recent_quality(source: Source, tenant: Tenant) -> Quality:
         .execution_options(**ALL_TENANTS)
     )
     if tenant.quality_window_mode == WINDOW_DAYS:
-        since = utcnow() - timedelta(days=tenant.quality_window_days)
+        since = clock.now() - timedelta(days=tenant.quality_window_days)
         query = query.where(judged_at >= since).limit(DAYS_WINDOW_CAP)
     else:
         query = query.limit(tenant.quality_window)

@@ -5,8 +5,9 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
+from app import clock
 from app.extensions import db
-from app.models import Conflict, ConflictKind, ConflictStatus, Source, Tenant, User, utcnow
+from app.models import Conflict, ConflictKind, ConflictStatus, Source, Tenant, User
 
 PAGE_SIZE = 50
 
@@ -59,7 +60,7 @@ def open_count(tenant: Tenant) -> int:
 def update(conflict: Conflict, status: ConflictStatus, note: str) -> None:
     conflict.status = status
     conflict.resolution_note = note.strip()[:2000] or conflict.resolution_note
-    conflict.resolved_at = utcnow() if status == ConflictStatus.RESOLVED else None
+    conflict.resolved_at = clock.now() if status == ConflictStatus.RESOLVED else None
     db.session.commit()
 
 

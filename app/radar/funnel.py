@@ -12,8 +12,9 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from app import clock
 from app.extensions import db
-from app.models import Lead, Stage, StageVisit, Tenant, User, utcnow
+from app.models import Lead, Stage, StageVisit, Tenant, User
 from app.radar.stats import count_if
 
 
@@ -24,7 +25,7 @@ def _record_finished_stays(session: Session, _context, _instances) -> None:
         moved = state.attrs.stage_id.history
         if not moved.deleted or moved.deleted[0] in (None, lead.stage_id):
             continue
-        left_at = utcnow()
+        left_at = clock.now()
         entered_at = lead.stage_entered_at or lead.created_at
         owners = state.attrs.owner_id.history
         owner_id = owners.deleted[0] if owners.deleted else lead.owner_id

@@ -3,6 +3,7 @@
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
+from app import clock
 from app.billing.services import seats_changed
 from app.extensions import db
 from app.models import (
@@ -14,7 +15,6 @@ from app.models import (
     Stage,
     Tenant,
     User,
-    utcnow,
 )
 from app.policy import successors
 from app.workspace.services import WorkspaceError, _guard_last_owner
@@ -83,7 +83,7 @@ def hand_over(tenant: Tenant, actor: User, leaving: Membership, recipient_ids: l
             )
         )
     leaving.active = False
-    leaving.deactivated_at = utcnow()
+    leaving.deactivated_at = clock.now()
     summary = {
         "member": leaving.user.email,
         "moved": len(work),

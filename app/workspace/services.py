@@ -8,10 +8,10 @@ import sqlalchemy as sa
 from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 
-from app import policy
+from app import clock, policy
 from app.billing.services import seats_changed, start_trial
 from app.extensions import db
-from app.models import Invitation, Membership, Phase, Role, Stage, Tenant, User, utcnow
+from app.models import Invitation, Membership, Phase, Role, Stage, Tenant, User
 from app.passwords import hash_password
 from app.queue import enqueue
 from app.tenancy import ALL_TENANTS
@@ -209,7 +209,7 @@ def invite(tenant: Tenant, inviter: User, email: str, role: Role) -> Invitation:
             Invitation.revoked_at.is_(None),
         )
     ):
-        old.revoked_at = utcnow()
+        old.revoked_at = clock.now()
     invitation = Invitation(tenant_id=tenant.id, email=email, role=role, invited_by_id=inviter.id)
     db.session.add(invitation)
     db.session.commit()
@@ -223,7 +223,7 @@ def resend_invitation(invitation: Invitation) -> None:
 
 def revoke_invitation(invitation: Invitation) -> None:
     if invitation.pending:
-        invitation.revoked_at = utcnow()
+        invitation.revoked_at = clock.now()
         db.session.commit()
 
 
@@ -243,7 +243,7 @@ def accept_invitation(invitation: Invitation, user: User) -> Membership:
         membership.role = invitation.role
         membership.active = True
         membership.deactivated_at = None
-    invitation.accepted_at = utcnow()
+    invitation.accepted_at = clock.now()
     user.last_tenant_id = invitation.tenant_id
     db.session.commit()
     seats_changed(invitation.tenant_id)
@@ -267,7 +267,7 @@ def deactivate_member(tenant: Tenant, membership: Membership) -> None:
     """Take the seat away: the person can no longer sign in to this workspace."""
     _guard_last_owner(tenant, membership)
     membership.active = False
-    membership.deactivated_at = utcnow()
+    membership.deactivated_at = clock.now()
     db.session.commit()
     seats_changed(tenant.id)
 
