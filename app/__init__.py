@@ -108,13 +108,14 @@ def register_blueprints(app: Flask) -> None:
 def register_request_hooks(app: Flask) -> None:
     from app import policy
     from app.billing.access import refuse_writes_when_read_only
-    from app.htmx import add_vary
+    from app.htmx import add_vary, navigate_after_redirect
     from app.tenancy import forget_current_tenant, load_current_tenant
 
     app.before_request(load_current_tenant)
     app.before_request(refuse_writes_when_read_only)
     app.teardown_request(forget_current_tenant)
     app.after_request(add_vary)
+    app.after_request(navigate_after_redirect)
     app.jinja_env.globals["can"] = policy.can
     app.context_processor(_open_conflicts)
 

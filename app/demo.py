@@ -109,10 +109,10 @@ def seed() -> dict:
             email, name, DEMO_PASSWORD
         )
         users[role] = user
-    tenant = workspace.create_workspace("Northwind Bakery Supplies", users["owner"])
+    tenant = workspace.create_workspace(
+        "Northwind Bakery Supplies", users["owner"], country="GB", timezone="Europe/London"
+    )
     tenant.slug = DEMO_SLUG
-    tenant.timezone = "Europe/London"
-    tenant.currency = "GBP"
     for role, user in list(users.items())[1:]:
         db.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=Role(role)))
         user.last_tenant_id = tenant.id

@@ -41,6 +41,20 @@ def redirect_to(location: str) -> Response:
     return redirect(location)
 
 
+def navigate_after_redirect(response: Response) -> Response:
+    """A plain redirect answering an htmx request becomes HX-Redirect.
+
+    The browser's XMLHttpRequest follows a 302 silently, so a boosted form post (sign
+    in, sign up) would show the next page while the address bar kept the posted URL.
+    HX-Redirect makes htmx load the page itself, so the address bar names it.
+    """
+    if is_htmx_request() and response.status_code in {301, 302, 303, 307, 308}:
+        location = response.headers["Location"]
+        response = make_response("", 204)
+        response.headers["HX-Redirect"] = location
+    return response
+
+
 def add_vary(response: Response) -> Response:
     response.vary.add("HX-Request")
     return response

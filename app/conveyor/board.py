@@ -6,16 +6,19 @@ and the first cards of every column at once (a window function ranks them).
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
 from app.extensions import db
-from app.models import Contact, Lead, Membership, Stage, Tenant
+from app.models import Contact, Lead, Membership, Stage, Tenant, utcnow
 from app.policy import scope_leads, visible_phases
 
 CARDS_PER_PAGE = 25
+# Won and Lost columns show the deals closed in this many days unless asked for all:
+# otherwise they grow forever and bury the open work.
+CLOSED_DAYS_SHOWN = 30
 
 
 @dataclass
@@ -23,13 +26,19 @@ class BoardFilters:
     source_id: int | None = None
     owner_id: int | None = None
     text: str = ""
+    all_closed: bool = False
 
     @property
     def active(self) -> bool:
         return bool(self.source_id or self.owner_id or self.text)
 
     def as_args(self) -> dict:
-        args = {"source": self.source_id, "owner": self.owner_id, "q": self.text or None}
+        args = {
+            "source": self.source_id,
+            "owner": self.owner_id,
+            "q": self.text or None,
+            "closed": "all" if self.all_closed else None,
+        }
         return {k: v for k, v in args.items() if v}
 
 
@@ -53,6 +62,12 @@ def _filtered(query, membership: Membership, filters: BoardFilters):
         query = query.where(Lead.source_id == filters.source_id)
     if filters.owner_id:
         query = query.where(Lead.owner_id == filters.owner_id)
+    if not filters.all_closed:
+        since = utcnow() - timedelta(days=CLOSED_DAYS_SHOWN)
+        closed_on = sa.func.coalesce(Lead.won_at, Lead.closed_at, Lead.last_activity_at)
+        query = query.where(
+            sa.or_(sa.and_(Stage.is_won.is_(False), Stage.is_lost.is_(False)), closed_on >= since)
+        )
     if filters.text:
         pattern = f"%{filters.text.lower()}%"
         query = query.join(Contact, Contact.id == Lead.contact_id).where(

@@ -38,6 +38,7 @@ def _filters() -> board_service.BoardFilters:
         source_id=request.values.get("source", type=int),
         owner_id=request.values.get("owner", type=int),
         text=(request.values.get("q") or "").strip()[:100],
+        all_closed=request.values.get("closed") == "all",
     )
 
 
