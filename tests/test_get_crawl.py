@@ -85,6 +85,10 @@ def test_no_get_changes_any_row(app, world, role):
         scene = world.scene(role)
         values = row.ids(scene) if row.ids else {}
         expected = row.signed_out if role is None else (row.ok if role in row.members else HIDDEN)
+        if row.endpoint.startswith("api."):
+            # The crawl carries cookies, which never authenticate the API (401 for all);
+            # the access matrix checks the API's answers with each kind of token.
+            expected = None
         visits.append((url_for(app, row.endpoint, values), expected))
         for query in EXTRA_QUERIES.get(row.endpoint, lambda s: [])(scene):
             visits.append((url_for(app, row.endpoint, {**values, **query}), None))

@@ -6,18 +6,13 @@ import sqlalchemy as sa
 from app.amounts import read_amount
 from app.extensions import db
 from app.models import AuditEntry, Contact, EventKind, Lead, LeadEvent, Role, Source
-from app.people.quick_add import manual_sources
+from app.people.quick_add import manual_choices, manual_source
 
 ALL = {"all_tenants": True}
 
 
-def _source(tenant, index=2):
-    return manual_sources(tenant)[index]  # 0 by hand, 1 phone call, 2 walk-in
-
-
 def _quick_add(client, tenant, name, phone="", email="", htmx=False, **extra):
-    data = {"qa-name": name, "qa-phone": phone, "qa-email": email}
-    data["qa-source"] = str(_source(tenant).id)
+    data = {"qa-name": name, "qa-phone": phone, "qa-email": email, "qa-source": "walk_in"}
     data.update({f"qa-{key}": value for key, value in extra.items()})
     data["from"] = "board" if htmx else ""
     headers = {"HX-Request": "true"} if htmx else {}
@@ -167,14 +162,16 @@ def test_a_closer_edits_their_client_details_with_a_history(client, make, login)
 
 def test_the_owner_renames_a_built_in_source_and_it_stays_built_in(make, ctx):
     tenant, _ = make.workspace_with_owner()
-    walk_in = _source(tenant)
+    assert ("walk_in", "Walk-in") in manual_choices(tenant)
+    walk_in = manual_source(tenant, "walk_in")  # made by the first quick add of its kind
     walk_in.name = "Came into the shop"
     db.session.commit()
-    assert _source(tenant).id == walk_in.id
+    assert manual_source(tenant, "walk_in").id == walk_in.id
+    assert ("walk_in", "Came into the shop") in manual_choices(tenant)
     count = db.session.scalar(
         sa.select(sa.func.count()).select_from(Source).execution_options(**ALL)
     )
-    assert count == 3
+    assert count == 1  # the others are made when first used
 
 
 @pytest.mark.parametrize(

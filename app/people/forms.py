@@ -35,7 +35,7 @@ class QuickAddForm(ContactFields, FlaskForm):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=200)])
     phone = StringField(_l("Phone"), validators=[Optional(), Length(max=40)])
     email = StringField(_l("Email"), validators=[Optional(), Length(max=254)])
-    source = SelectField(_l("Came by"), coerce=int)
+    source = SelectField(_l("Came by"))
     company = StringField(_l("Company"), validators=[Optional(), Length(max=200)])
     note = TextAreaField(_l("Note"), validators=[Optional(), Length(max=5000)])
     budget = StringField(_l("Budget"), validators=[Optional(), Length(max=200)])

@@ -22,7 +22,8 @@ from app.models import Contact, Membership, Phase, Source, SourceKind, Tenant
 from app.pipeline import first_stage
 from app.policy import allows
 
-# Built-in sources, created on first use in the workspace's language; the owner renames them.
+# Built-in sources, created on first use (a quick add) in the workspace's language; the
+# owner renames them.
 MANUAL_KINDS = {
     "by_hand": _l("Added by hand"),
     "phone_call": _l("Phone call"),
@@ -37,40 +38,55 @@ class QuickLead:
     name: str
     email: str | None
     phone: str | None
-    source_id: int
+    source_kind: str  # a key of MANUAL_KINDS
     company: str | None = None
     note: str | None = None
     budget: str | None = None
     decision_date: date | None = None
 
 
-def manual_sources(tenant: Tenant) -> list[Source]:
-    """The workspace's hand-entry sources, created the first time they are asked for."""
-    found = {
+def manual_choices(tenant: Tenant) -> list[tuple[str, str]]:
+    """(kind, name) of the hand-entry sources, for the form. Reads only: a page that offers
+    quick add is a GET, and a GET never writes (tests/test_get_crawl.py)."""
+    found = _manual_found(tenant)
+    with force_locale(tenant.language):
+        return [
+            (kind, found[kind].name if kind in found else str(default))
+            for kind, default in MANUAL_KINDS.items()
+        ]
+
+
+def manual_source(tenant: Tenant, kind: str) -> Source:
+    """The workspace's hand-entry source of this kind, made in its language on first use."""
+    if kind not in MANUAL_KINDS:
+        raise ValueError("not a hand-entry source")
+    found = _manual_found(tenant)
+    if kind in found:
+        return found[kind]
+    with force_locale(tenant.language):
+        name = str(MANUAL_KINDS[kind])
+    taken = db.session.scalar(
+        sa.select(Source.id).where(Source.tenant_id == tenant.id, Source.name == name)
+    )
+    source = Source(
+        tenant_id=tenant.id,
+        name=name if taken is None else f"{name} ({kind})",
+        kind=SourceKind.OTHER,
+        manual_kind=kind,
+        intake_token=secrets.token_urlsafe(24),
+    )
+    db.session.add(source)
+    db.session.flush()
+    return source
+
+
+def _manual_found(tenant: Tenant) -> dict[str, Source]:
+    return {
         source.manual_kind: source
         for source in db.session.scalars(
             sa.select(Source).where(Source.tenant_id == tenant.id, Source.manual_kind.isnot(None))
         )
     }
-    missing = [kind for kind in MANUAL_KINDS if kind not in found]
-    if missing:
-        with force_locale(tenant.language):
-            for kind in missing:
-                name = str(MANUAL_KINDS[kind])
-                taken = db.session.scalar(
-                    sa.select(Source.id).where(Source.tenant_id == tenant.id, Source.name == name)
-                )
-                source = Source(
-                    tenant_id=tenant.id,
-                    name=name if taken is None else f"{name} ({kind})",
-                    kind=SourceKind.OTHER,
-                    manual_kind=kind,
-                    intake_token=secrets.token_urlsafe(24),
-                )
-                db.session.add(source)
-                found[kind] = source
-        db.session.commit()
-    return [found[kind] for kind in MANUAL_KINDS]
 
 
 def quick_add(tenant: Tenant, membership: Membership, typed: QuickLead) -> tuple[int, bool]:
@@ -79,15 +95,7 @@ def quick_add(tenant: Tenant, membership: Membership, typed: QuickLead) -> tuple
     A lead generator keeps what they add; anyone else's goes round robin to the lead
     generators, as a post would.
     """
-    source = db.session.scalar(
-        sa.select(Source).where(
-            Source.tenant_id == tenant.id,
-            Source.id == typed.source_id,
-            Source.manual_kind.isnot(None),
-        )
-    )
-    if source is None:
-        raise ValueError("not a hand-entry source")
+    source = manual_source(tenant, typed.source_kind)
     keeps_it = allows(membership, "work.leads")
     draft = LeadDraft(
         name=typed.name,

@@ -19,7 +19,7 @@ bp = Blueprint("people", __name__)
 def quick_add_form(formdata=None) -> QuickAddForm:
     """The quick add form with the workspace's hand-entry sources to choose from."""
     form = QuickAddForm(formdata=formdata, prefix="qa")
-    form.source.choices = [(s.id, s.name) for s in quick.manual_sources(g.tenant)]
+    form.source.choices = quick.manual_choices(g.tenant)
     return form
 
 
@@ -56,7 +56,7 @@ def add():
             name=form.name.data.strip(),
             email=form.email_value,
             phone=form.phone_value,
-            source_id=form.source.data,
+            source_kind=form.source.data,
             company=(form.company.data or "").strip() or None,
             note=(form.note.data or "").strip() or None,
             budget=(form.budget.data or "").strip() or None,
