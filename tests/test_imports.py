@@ -113,7 +113,7 @@ def test_russian_excel_file_imports_clients_with_their_account_managers(
     client, make, login, run_jobs
 ):
     tenant, owner = make.workspace_with_owner(language="ru")
-    tenant.currency = "RUB"  # phones without a country code are read as Russian
+    tenant.country = "RU"  # phones without a country code are read as Russian
     db.session.commit()
     olga = make.member(tenant, Role.ACCOUNT_MANAGER, email="olga@example.com")
     ivan = make.member(tenant, Role.ACCOUNT_MANAGER, email="ivan@example.com")
