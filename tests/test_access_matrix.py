@@ -44,7 +44,6 @@ from app.models import (
     PendingSignup,
     Promise,
     Role,
-    Source,
     SourceKind,
     Stage,
     Tenant,
@@ -105,6 +104,8 @@ class Answer:
             "redirect": location.netloc in ("", "localhost") and location.path != "/login",
             "login": location.path == "/login",
             "htmx-login": urlsplit(response.headers.get("HX-Redirect", "")).path == "/login",
+            "htmx-redirect": response.headers.get("HX-Redirect", "").startswith("/")
+            and urlsplit(response.headers["HX-Redirect"]).path != "/login",
             "problem": response.mimetype == "application/problem+json",
             "any": True,
         }
@@ -120,6 +121,7 @@ CSS = Answer(200, "css")
 REDIRECT = Answer(302, "redirect")  # done (or refused with a message): on to a page of the app
 LOGIN = Answer(302, "login")  # to the sign-in page
 HTMX_LOGIN = Answer(204, "htmx-login")  # htmx is told to load the sign-in page whole
+HTMX_REDIRECT = Answer(204, "htmx-redirect")  # htmx is told to load the next page whole
 HIDDEN = Answer(404, "any")  # as if there were nothing here
 NO_CONTENT = Answer(204, "any")  # an htmx poll with nothing to swap
 
@@ -194,20 +196,12 @@ def _person_of(deal: Builder) -> Builder:
 
 
 def _hand_entry_sources(scene: Scene) -> dict:
-    """Quick add's built-in sources, made before the request (the form names one)."""
-    from app.people.quick_add import manual_sources
-
-    manual_sources(scene.tenant)
+    """Nothing to make: quick add's built-in sources are made by the first quick add."""
     return {}
 
 
 def _quick_add_form(scene: Scene) -> dict:
-    walk_in = db.session.scalar(
-        sa.select(Source.id)
-        .where(Source.tenant_id == scene.tenant.id, Source.manual_kind == "walk_in")
-        .execution_options(all_tenants=True)
-    )
-    return {"qa-name": "Walk In", "qa-phone": "+12025550123", "qa-source": str(walk_in)}
+    return {"qa-name": "Walk In", "qa-phone": "+12025550123", "qa-source": "walk_in"}
 
 
 def _person_and_a_double(scene: Scene) -> dict:
@@ -1033,7 +1027,7 @@ def _visits(app, row: Row, client, who: str, scene: Scene | None, expected: Answ
     url = url_for(app, row.endpoint, values)
     visits = [Visit(who, client, row.method, url, body, expected)]
     if row.htmx and row.method == GET:
-        twin = {PAGE: FRAGMENT, LOGIN: HTMX_LOGIN}.get(expected, expected)
+        twin = {PAGE: FRAGMENT, LOGIN: HTMX_LOGIN, REDIRECT: HTMX_REDIRECT}.get(expected, expected)
         visits.append(Visit(who, client, row.method, url, body, twin, htmx=True))
     return visits
 
