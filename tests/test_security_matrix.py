@@ -434,8 +434,9 @@ def _intake(app, make) -> Probe:
             f"/in/{source.intake_token}", json=payload, **_from(f"192.0.2.{i + 1}")
         )
 
-    # A limited post is still kept in the source's inbox (README: "Lead intake").
-    return Probe(prepare, prepare(0, calm), kept=("inbox_item",), retry_after=True)
+    # A limited post is still kept in the source's inbox (README: "Lead intake"), and
+    # counted in the source's minute (past the minute's cap it is only counted).
+    return Probe(prepare, prepare(0, calm), kept=("inbox_item", "intake_minute"), retry_after=True)
 
 
 def _hosted_form(app, make) -> Probe:
