@@ -76,8 +76,8 @@ def register_blueprints(app: Flask) -> None:
     from app.integrations.views import bp as integrations_bp
     from app.leads import bp as leads_bp
     from app.main import bp as main_bp
-    from app.radar import bp as radar_bp
     from app.people.views import bp as people_bp
+    from app.radar import bp as radar_bp
     from app.search.views import bp as search_bp
     from app.sources import bp as sources_bp
     from app.telegram.views import bp as telegram_bp

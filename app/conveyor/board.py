@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
+from app import clock
 from app.extensions import db
-from app.models import Contact, Lead, Membership, Stage, Tenant, utcnow
+from app.models import Contact, Lead, Membership, Stage, Tenant
 from app.policy import scope_leads, visible_phases
 
 CARDS_PER_PAGE = 25
@@ -63,7 +64,7 @@ def _filtered(query, membership: Membership, filters: BoardFilters):
     if filters.owner_id:
         query = query.where(Lead.owner_id == filters.owner_id)
     if not filters.all_closed:
-        since = utcnow() - timedelta(days=CLOSED_DAYS_SHOWN)
+        since = clock.now() - timedelta(days=CLOSED_DAYS_SHOWN)
         closed_on = sa.func.coalesce(Lead.won_at, Lead.closed_at, Lead.last_activity_at)
         query = query.where(
             sa.or_(sa.and_(Stage.is_won.is_(False), Stage.is_lost.is_(False)), closed_on >= since)

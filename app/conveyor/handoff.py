@@ -12,6 +12,7 @@ from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from app import clock
 from app.auth.services import preferred_locale
 from app.conveyor.services import MoveRefused, local_today, record_event
 from app.extensions import db
@@ -28,7 +29,6 @@ from app.models import (
     PromiseStatus,
     Stage,
     Tenant,
-    utcnow,
 )
 from app.pipeline import first_stage
 from app.policy import clients_visible_to, members_who
@@ -102,7 +102,7 @@ def win(
             raise MoveRefused(_l("Choose an active account manager."))
     else:
         manager = least_loaded_account_manager(tenant.id)
-    now = utcnow()
+    now = clock.now()
     lead.value_minor = value_minor
     lead.won_at = lead.closed_at = now
     lead.stage_id = first_stage(tenant.id, Phase.ACCOUNT).id
@@ -162,7 +162,7 @@ def decide_promise(
     promise.status = PromiseStatus.ACCEPTED if accept else PromiseStatus.FLAGGED
     promise.flag_reason = None if accept else reason.strip()[:500]
     promise.decided_by_id = membership.user_id
-    promise.decided_at = utcnow()
+    promise.decided_at = clock.now()
     lead = db.session.get(Lead, promise.lead_id)
     if not accept:
         record_conflict(

@@ -13,7 +13,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from app import clock
 from app.extensions import db
-from app.models import Lead, Membership, Phase, Stage, Tenant, User, utcnow
+from app.models import Lead, Membership, Phase, Stage, Tenant, User
 from app.models.activity import EventKind, LeadEvent, LostReason, Touch, TouchChannel
 from app.pipeline import first_stage
 from app.policy import allows, may_see_lead, member_who, members_who, visible_phases
@@ -73,7 +73,7 @@ def record_event(lead: Lead, actor: User | None, kind: EventKind, **data) -> Lea
         data=data,
     )
     db.session.add(event)
-    lead.last_activity_at = utcnow()
+    lead.last_activity_at = clock.now()
     return event
 
 
@@ -132,7 +132,7 @@ def save_qualification(
         lead.value_minor = value_minor
     alert = None
     if lead.is_qualified and not was_qualified:
-        lead.qualified_at = utcnow()
+        lead.qualified_at = clock.now()
         record_event(
             lead,
             membership.user,
@@ -143,7 +143,7 @@ def save_qualification(
         )
         alert = alerts.after_verdict(lead)
     else:
-        lead.last_activity_at = utcnow()
+        lead.last_activity_at = clock.now()
     db.session.commit()
     alerts.email_owners_after_commit(alert)
     return lead
@@ -180,7 +180,7 @@ def assign_to_closer(lead: Lead, actor: User, stage: Stage, closer: Membership |
     lead.stage_id = stage.id
     lead.owner_id = closer.user_id if closer else None
     if closer:
-        closer.last_assigned_at = utcnow()
+        closer.last_assigned_at = clock.now()
     record_event(
         lead,
         actor,
@@ -254,7 +254,7 @@ def lose(membership: Membership, lead: Lead, reason: LostReason, note: str = "")
     lead.stage_id = _stage_where(lead.tenant_id, is_lost=True).id
     lead.lost_reason = reason.value
     lead.lost_note = note.strip()[:500] or None
-    lead.closed_at = utcnow()
+    lead.closed_at = clock.now()
     record_event(lead, membership.user, EventKind.LOST, reason=reason.value, note=lead.lost_note)
     alert = alerts.after_verdict(lead)
     db.session.commit()
@@ -281,7 +281,7 @@ def log_touch(
         note=note.strip() or None,
     )
     db.session.add(touch)
-    lead.last_touch_at = utcnow()
+    lead.last_touch_at = clock.now()
     lead.first_touch_at = lead.first_touch_at or lead.last_touch_at
     lead.touch_scheduled_at = None
     if lead.stage.phase == Phase.ACCOUNT and lead.churned_at is None:

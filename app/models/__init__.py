@@ -15,7 +15,7 @@ from app.models.activity import (
     Touch,
     TouchChannel,
 )
-from app.models.base import Base, TenantScoped, utcnow
+from app.models.base import Base, TenantScoped
 from app.models.billing import (
     BillingNotice,
     NoticeKind,
@@ -108,5 +108,4 @@ __all__ = [
     "Topic",
     "PendingSignup",
     "User",
-    "utcnow",
 ]

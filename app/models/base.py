@@ -16,14 +16,6 @@ NAMING_CONVENTION = {
 }
 
 
-def utcnow() -> datetime:
-    """The column default for timestamps: the one clock's now (``app.clock``).
-
-    A service given a ``now`` writes it explicitly instead of relying on this default.
-    """
-    return clock.now()
-
-
 class UTCDateTime(sa.types.TypeDecorator):
     """A datetime stored in UTC that always comes back timezone-aware.
 
@@ -63,7 +55,7 @@ class Base(DeclarativeBase):
 
 
 class TimestampMixin:
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=clock.now)
 
 
 class TenantScoped:
