@@ -199,6 +199,12 @@ def _holding(permission: str) -> sa.ColumnElement[bool]:
     return Membership.role.in_(PERMISSIONS[permission])
 
 
+def holding(permission: str) -> sa.ColumnElement[bool]:
+    """A where-clause on ``Membership``: its role grants ``permission`` (for queries that
+    order or join seats their own way, such as the lead builder's rotation)."""
+    return _holding(permission)
+
+
 def members_who(tenant_id: int, permission: str) -> list[Membership]:
     """The workspace's active seats whose role grants ``permission``, oldest first."""
     return list(

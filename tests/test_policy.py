@@ -66,15 +66,6 @@ TEMPLATE_CHECK = re.compile(
     rf"[\"']({'|'.join(ROLE_VALUES)})[\"']\s*(==|!=|\bin\b)"
 )
 
-# Modules another change owns while this one lands: their member lookups move to
-# ``policy.members_who(tenant_id, "work.leads" | "work.unclaimed")`` and
-# ``policy.users_who(tenant_id, "work.clients")``. An entry here fails once its file is clean.
-NOT_MOVED_YET = {
-    "app/builder/people.py",  # the lead builder's rotation over lead generators
-    "app/imports/loading.py",  # account managers by email, for imported clients
-    "app/imports/services.py",  # account managers to own imported clients
-}
-
 
 def _template_role_checks(path: Path) -> list[str]:
     found = []
@@ -88,10 +79,7 @@ def _template_role_checks(path: Path) -> list[str]:
 def test_no_role_is_compared_outside_the_policy():
     found = []
     for path in sorted(APP.rglob("*.py")):
-        relative = str(path.relative_to(APP.parent))
-        if relative in NOT_MOVED_YET:
-            assert _python_role_checks(path), f"{relative} is clean: take it off NOT_MOVED_YET"
-        elif path != POLICY:
+        if path != POLICY:
             found += _python_role_checks(path)
     for path in sorted(APP.rglob("*.html")) + sorted(APP.rglob("*.txt")):
         if "templates" in path.parts:

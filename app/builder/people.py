@@ -11,7 +11,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.builder.bulk import insert_rows_returning_ids
 from app.extensions import db
-from app.models import Contact, Membership, Role
+from app.models import Contact, Membership
+from app.policy import holding
 from app.tenancy import ALL_TENANTS
 
 if TYPE_CHECKING:
@@ -137,19 +138,19 @@ class LeadRotation:
     none) for a whole batch: one read, one write per member."""
 
     def __init__(self, tenant_id: int):
-        members = self._active(tenant_id, Role.LEAD_GENERATOR)
-        self.queue = deque(members or self._active(tenant_id, Role.OWNER)[:1])
+        members = self._active(tenant_id, "work.leads")
+        self.queue = deque(members or self._active(tenant_id, "work.unclaimed")[:1])
         self.last_turn: dict[Membership, int] = {}
         self._turns = itertools.count()
 
     @staticmethod
-    def _active(tenant_id: int, role: Role) -> list[Membership]:
+    def _active(tenant_id: int, permission: str) -> list[Membership]:
         return list(
             db.session.scalars(
                 sa.select(Membership)
                 .where(
                     Membership.tenant_id == tenant_id,
-                    Membership.role == role,
+                    holding(permission),
                     Membership.active.is_(True),
                 )
                 .order_by(Membership.last_assigned_at.asc().nulls_first(), Membership.id)

@@ -27,14 +27,11 @@ from app.models import (
     ImportMode,
     ImportRejection,
     ImportStatus,
-    Membership,
     Phase,
-    Role,
     Tenant,
-    User,
 )
 from app.pipeline import first_stage
-from app.tenancy import ALL_TENANTS
+from app.policy import users_who
 
 BATCH_SIZE = 1000
 
@@ -102,17 +99,7 @@ def plan_destination(tenant: Tenant, job: ImportJob) -> Destination:
 
 def active_account_managers(tenant_id: int) -> dict[str, int]:
     """Email -> user id of the workspace's active account managers."""
-    rows = db.session.execute(
-        sa.select(User.email, User.id)
-        .join(Membership, Membership.user_id == User.id)
-        .where(
-            Membership.tenant_id == tenant_id,
-            Membership.role == Role.ACCOUNT_MANAGER,
-            Membership.active.is_(True),
-        )
-        .execution_options(**ALL_TENANTS)
-    )
-    return {email.lower(): user_id for email, user_id in rows}
+    return {user.email.lower(): user.id for user in users_who(tenant_id, "work.clients")}
 
 
 def _today_in(timezone: str) -> date:

@@ -16,11 +16,10 @@ from app.models import (
     ImportMode,
     ImportRejection,
     ImportStatus,
-    Membership,
-    Role,
     Tenant,
     User,
 )
+from app.policy import users_who
 from app.queue import enqueue
 
 MAPPABLE = (ImportStatus.UPLOADED, ImportStatus.READY)
@@ -96,18 +95,7 @@ def _layout(job: ImportJob) -> reading.CsvLayout:
 
 def account_managers(tenant: Tenant) -> list[User]:
     """Active account managers, by name: who may own imported clients."""
-    return list(
-        db.session.scalars(
-            sa.select(User)
-            .join(Membership, Membership.user_id == User.id)
-            .where(
-                Membership.tenant_id == tenant.id,
-                Membership.role == Role.ACCOUNT_MANAGER,
-                Membership.active.is_(True),
-            )
-            .order_by(User.name, User.id)
-        )
-    )
+    return users_who(tenant.id, "work.clients")
 
 
 def save_mapping(

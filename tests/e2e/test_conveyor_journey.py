@@ -49,7 +49,7 @@ def column(page: Page, stage: str) -> Locator:
 
 
 def drag_card(page: Page, card: Locator, target: Locator) -> None:
-    """Drag ``card`` by its title line (links and selects do not start a drag) onto
+    """Drag ``card`` by its next-step line (links and selects do not start a drag) onto
     the ``target`` list with the real mouse; return once the board request is answered.
 
     Chromium fires native drag events, which SortableJS handles. One move, not many
@@ -58,7 +58,7 @@ def drag_card(page: Page, card: Locator, target: Locator) -> None:
     card is dropped back where it started.
     """
     with page.expect_response(lambda r: urlsplit(r.url).path.endswith("/move")):
-        card.locator("p.muted").first.drag_to(target)
+        card.locator("p.next-step").first.drag_to(target)
 
 
 def screenshot(page: Page, name: str) -> None:

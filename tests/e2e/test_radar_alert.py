@@ -20,13 +20,13 @@ def sign_in(page, email):
 
 def test_junk_from_a_partner_lights_the_owners_bell_without_a_reload(app, make, new_page):
     tenant, owner = make.workspace_with_owner(name="Bakery")
-    tenant.quality_window = 3
+    tenant.quality_window = 5
     db.session.commit()
     generator = make.member(tenant, Role.LEAD_GENERATOR)
     partner = make.source(tenant, "CaterLink", cost=5000)
     partner_id = partner.id
     leads = []
-    for _ in range(3):
+    for _ in range(5):  # the alarm sounds by a junk partner's 5th judged lead
         lead = make.lead(tenant, "New", owner=generator)
         lead.source_id = partner.id
         leads.append(lead.id)
@@ -54,7 +54,7 @@ def test_junk_from_a_partner_lights_the_owners_bell_without_a_reload(app, make, 
 
     # The radar page shows the figures at once and fills in the funnel by itself.
     owner_page.goto("/radar?days=7")
-    expect(owner_page.locator(f"#figures-{partner_id}")).to_contain_text("3 (100%)")
+    expect(owner_page.locator(f"#figures-{partner_id}")).to_contain_text("5 (100%)")
     new_stage = owner_page.locator("#funnel-stages tbody tr").first
     expect(new_stage).to_contain_text("New", timeout=15_000)
-    expect(new_stage.locator("td").nth(1)).to_have_text("3")  # all three were in New
+    expect(new_stage.locator("td").nth(1)).to_have_text("5")  # all five were in New
