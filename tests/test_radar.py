@@ -184,6 +184,26 @@ def test_the_partner_link_shows_only_its_source_and_dies_when_revoked(
     assert visitor.get(f"/partner/{old}").status_code == 404
 
 
+def test_the_partner_report_leaves_out_leads_captured_while_paused_as_the_payout_does(
+    app, client, login, make, radar
+):
+    tenant, owner, generator, partner = radar
+    _leads(make, tenant, partner, 2, generator)
+    paused = _leads(make, tenant, partner, 3, generator)
+    for lead in paused:
+        lead.flagged, lead.lost_reason = True, "junk"
+    db.session.commit()
+    login(owner.email)
+    client.post(f"/sources/{partner.id}/partner-link")
+    db.session.refresh(partner)
+    report = app.test_client().get(f"/partner/{partner.partner_report_token}")
+    figures = re.sub(
+        r"\s+", " ", re.search(r'id="partner-figures">(.*?)</dl>', report.text, re.S).group(1)
+    )
+    assert "<dd>2</dd>" in figures  # the three captured while paused are not counted
+    assert "Junk or fake" not in report.text
+
+
 def test_the_owner_works_through_conflicts_and_sees_the_month(client, login, make, radar):
     tenant, owner, generator, partner = radar
     conflict = Conflict(

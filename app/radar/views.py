@@ -331,18 +331,19 @@ def partner_report(token: str):
     if source is None:
         abort(404)
 
+    # As for the payouts: leads flagged (captured while the source was paused, or while the
+    # workspace's billing had lapsed) are not the partner's.
+    counted = sa.and_(
+        Lead.tenant_id == source.tenant_id, Lead.source_id == source.id, Lead.flagged.is_(False)
+    )
     leads, qualified = db.session.execute(
         sa.select(sa.func.count(Lead.id), stats.count_if(Lead.qualified_at.is_not(None)))
-        .where(Lead.tenant_id == source.tenant_id, Lead.source_id == source.id)
+        .where(counted)
         .execution_options(**ALL_TENANTS)
     ).one()
     rejections = db.session.execute(
         sa.select(Lead.lost_reason, sa.func.count(Lead.id))
-        .where(
-            Lead.tenant_id == source.tenant_id,
-            Lead.source_id == source.id,
-            Lead.lost_reason.is_not(None),
-        )
+        .where(counted, Lead.lost_reason.is_not(None))
         .group_by(Lead.lost_reason)
         .execution_options(**ALL_TENANTS)
     ).all()
