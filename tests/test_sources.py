@@ -2,7 +2,6 @@
 
 import json
 import re
-import time
 
 import pytest
 import sqlalchemy as sa
@@ -178,7 +177,7 @@ def _hosted_form(client, source):
 
 
 def test_the_hosted_form_can_be_framed_and_redirects_to_the_thank_you_page(
-    client, make, login, run_jobs, monkeypatch
+    client, make, login, run_jobs, _pinned_clock
 ):
     tenant, owner = make.workspace_with_owner()
     source = sources.create_source(
@@ -189,7 +188,7 @@ def test_the_hosted_form_can_be_framed_and_redirects_to_the_thank_you_page(
         page.status_code == 200 and "frame-ancestors *" in page.headers["Content-Security-Policy"]
     )
     assert "X-Frame-Options" not in page.headers
-    monkeypatch.setattr(time, "time", lambda real=time.time: real() + 10)
+    _pinned_clock.shift(10)  # a person takes a while to fill it in
     answer = client.post(
         f"/in/{source.intake_token}",
         data={**hidden, "name": "Ann", "email": "ann@example.com", "_hp": ""},
@@ -209,17 +208,25 @@ def test_the_hosted_form_can_be_framed_and_redirects_to_the_thank_you_page(
     assert "Ann" in client.get("/board").text
 
 
-@pytest.mark.parametrize("trap", ["honeypot", "too_fast", "forged_time"])
-def test_bots_are_kept_as_spam_and_never_reach_the_board(client, make, trap):
+@pytest.mark.parametrize(
+    "trap", ["honeypot", "too_fast", "forged_time", "no_time", "time_of_another_form"]
+)
+def test_bots_are_kept_as_spam_and_never_reach_the_board(client, make, trap, _pinned_clock):
     tenant, _ = make.workspace_with_owner()
     source = sources.create_source(tenant, "Site", "site_form")
     _, hidden = _hosted_form(client, source)
     data = {**hidden, "name": "Bot", "email": "bot@example.com", "_hp": ""}
+    if trap != "too_fast":
+        _pinned_clock.shift(10)  # slow enough for a person: only the trap can tell
     if trap == "honeypot":
         data["_hp"] = "http://spam.example"
         data["_ts"] = ""
     elif trap == "forged_time":
         data["_ts"] = "1700000000.abc.def"
+    elif trap == "no_time":  # the hosted form's timing left out
+        del data["_ts"]
+    elif trap == "time_of_another_form":  # one fetched timing reused on other posts
+        data["_submission"] = "another-submission"
     answer = client.post(f"/in/{source.intake_token}", data=data)
     assert answer.status_code == 200 and "Thank you" in answer.text
     item = db.session.scalar(sa.select(InboxItem).execution_options(**ALL))

@@ -19,6 +19,7 @@ from limits import parse as parse_limit
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import contains_eager
 
+from app import clock
 from app.billing.access import is_read_only
 from app.builder.wake import wake
 from app.extensions import db, limiter
@@ -217,10 +218,12 @@ def _per_minute(count: int):
     return parse_limit(f"{count}/minute")
 
 
-def form_timestamp_token() -> str:
-    """Signed render time for the hosted form: posts faster than a person are bots."""
+def form_timestamp_token(submission: str) -> str:
+    """Signed render time of one hosted form, bound to its submission id: posts faster than
+    a person are bots, and a token copied onto other posts names the same submission (so
+    they are one post, never more leads)."""
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="form-ts").dumps(
-        time.time()
+        [clock.now().timestamp(), submission]
     )
 
 
@@ -229,13 +232,17 @@ def _looks_like_a_bot(data: dict) -> bool:
         return True
     token = data.get("_ts")
     if not token:
-        return False
+        # The hosted form always sends its timing with its submission id; only the static
+        # snippet (honeypot only) sends neither.
+        return bool(data.get("_submission"))
     serializer = URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="form-ts")
     try:
-        rendered_at = serializer.loads(token, max_age=7 * 24 * 3600)
-    except (BadSignature, SignatureExpired):
+        rendered_at, submission = serializer.loads(token, max_age=7 * 24 * 3600)
+    except (BadSignature, SignatureExpired, TypeError, ValueError):
         return True
-    return time.time() - float(rendered_at) < MIN_FILL_SECONDS
+    if submission != data.get("_submission"):
+        return True  # a timing token taken from another form
+    return clock.now().timestamp() - float(rendered_at) < MIN_FILL_SECONDS
 
 
 def phone_region(tenant: Tenant) -> str:

@@ -96,11 +96,12 @@ def hosted_form(token: str):
     source = services.find_source(token)
     if source is None:
         return _unknown_address()
+    submission = secrets.token_urlsafe(16)
     html = render_template(
         "intake/hosted_form.html",
         source=source,
         token=token,
-        timestamp=services.form_timestamp_token(),
-        submission=secrets.token_urlsafe(16),
+        timestamp=services.form_timestamp_token(submission),
+        submission=submission,
     )
     return _frameable(html, 200)
