@@ -123,6 +123,10 @@ def test_a_lead_generator_sees_what_the_post_carried_never_the_client_record_it_
     assert (
         "Curious Visitor" in pages["board"].text and "Curious Visitor" in pages["inbox item"].text
     )
+    # Nor can the board's filter tell which post joined a client: it reads what was posted.
+    assert f"deal-{lead.id}" not in browser.get("/board?q=Hidden Corp").text
+    assert f"deal-{lead.id}" not in browser.get("/board?q=secretclient").text
+    assert f"deal-{lead.id}" in browser.get("/board?q=curious").text
 
     # The owner works the whole base: the lead page names the client it joined.
     owner_browser = app.test_client()

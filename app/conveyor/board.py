@@ -14,7 +14,7 @@ from sqlalchemy.orm import joinedload
 from app import clock
 from app.extensions import db
 from app.models import Contact, Lead, Membership, Stage, Tenant
-from app.policy import scope_leads, visible_phases
+from app.policy import allows, scope_leads, visible_phases
 
 CARDS_PER_PAGE = 25
 # Won and Lost columns show the deals closed in this many days unless asked for all:
@@ -71,12 +71,14 @@ def _filtered(query, membership: Membership, filters: BoardFilters):
         )
     if filters.text:
         pattern = f"%{filters.text.lower()}%"
-        query = query.join(Contact, Contact.id == Lead.contact_id).where(
+        if allows(membership, "contacts.record"):
+            query = query.join(Contact, Contact.id == Lead.contact_id)
+            fields = [Contact.name, Contact.email, Contact.phone, Contact.company]
+        else:  # what the post carried, never the record it joined (issue 15, hole 6)
+            fields = [Lead.posted[key].as_string() for key in ("name", "email", "phone", "company")]
+        query = query.where(
             sa.or_(
-                sa.func.lower(Contact.name).like(pattern),
-                sa.func.lower(sa.func.coalesce(Contact.email, "")).like(pattern),
-                sa.func.lower(sa.func.coalesce(Contact.phone, "")).like(pattern),
-                sa.func.lower(sa.func.coalesce(Contact.company, "")).like(pattern),
+                *(sa.func.lower(sa.func.coalesce(field, "")).like(pattern) for field in fields),
                 sa.func.lower(Lead.title).like(pattern),
             )
         )
