@@ -3,9 +3,9 @@
 import pytest
 import sqlalchemy as sa
 
-from app.amounts import read_amount
 from app.extensions import db
 from app.models import AuditEntry, Contact, EventKind, Lead, LeadEvent, Role, Source
+from app.money import read_amount
 from app.people.quick_add import manual_choices, manual_source
 
 ALL = {"all_tenants": True}

@@ -14,12 +14,12 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import load_only
 
 from app import clock
-from app.amounts import read_amount
 from app.builder.leads import LeadDraft, build_leads, lock_workspace
 from app.extensions import db
 from app.intake import fields as intake_fields
 from app.intake.services import phone_region
 from app.models import InboxItem, InboxStatus, Phase, Source, Tenant
+from app.money import read_amount
 from app.pipeline import first_stage
 from app.tenancy import ALL_TENANTS
 

@@ -14,11 +14,11 @@ from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 
 from app import clock
-from app.amounts import read_amount
 from app.builder.leads import LeadDraft, build_leads
 from app.extensions import db
 from app.intake.services import phone_region
 from app.models import Contact, Membership, Phase, Source, SourceKind, Tenant
+from app.money import read_amount
 from app.pipeline import first_stage
 from app.policy import allows
 
