@@ -3,17 +3,27 @@
 The owner quick-adds a walk-in from Today, finds them by a misspelt name in the header
 search, plans a touch for later today from the deal page and sees it on Today at its
 time; the quick-add dialog, the search results and the person page fit 390 px.
+
+The owner merges two records of one person from the person page and sees one timeline
+with both deals' lines; a repeat post from a person with an open lead joins that lead:
+one card on the board, "asked again" on its timeline.
 """
 
+import json
+import urllib.request
 from datetime import UTC, datetime, timedelta
+from time import monotonic, sleep
 
 import pytest
 import sqlalchemy as sa
 from playwright.sync_api import Page, expect
 
 from app.extensions import db
-from app.models import Lead
+from app.models import Contact, EventKind, Lead, LeadEvent, Stage
 from tests.e2e.test_conveyor_journey import sign_in
+from tests.e2e.test_full_journey import translate
+
+ALL = {"all_tenants": True}
 
 PHONE = 390
 CASES = {
@@ -77,3 +87,121 @@ def test_walk_in_found_misspelt_and_planned_touch_shows_on_today(new_page, make,
     expect(planned).to_contain_text("Walter Whitman")
     expect(planned).to_contain_text(case["planned_at"])
     expect(planned).not_to_contain_text(case["overdue"])
+
+
+def first_stage_name(tenant) -> str:
+    """The name of the workspace's first stage (the stages are named in its language)."""
+    return db.session.scalar(
+        sa.select(Stage.name)
+        .where(Stage.tenant_id == tenant.id)
+        .order_by(Stage.position)
+        .limit(1)
+        .execution_options(**ALL)
+    )
+
+
+def tenant_leads(tenant) -> list[Lead]:
+    db.session.expire_all()
+    return db.session.scalars(
+        sa.select(Lead)
+        .where(Lead.tenant_id == tenant.id)
+        .order_by(Lead.id)
+        .execution_options(**ALL)
+    ).all()
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_owner_merges_two_records_of_one_person_into_one_timeline(new_page, make, language):
+    tenant, owner = make.workspace_with_owner(language=language)
+    stage = first_stage_name(tenant)
+    first, second = make.lead(tenant, stage), make.lead(tenant, stage)
+    second.contact.email = first.contact.email  # the same email, two person records
+    for lead, text in ((first, "First deal's line"), (second, "Second deal's line")):
+        db.session.add(
+            LeadEvent(
+                tenant_id=tenant.id,
+                lead_id=lead.id,
+                actor_id=owner.id,
+                kind=EventKind.NOTE,
+                data={"text": text},
+            )
+        )
+    db.session.commit()
+    keep, other = first.contact_id, second.contact_id
+    page = new_page(locale=CASES[language]["locale"])
+    sign_in(page, owner)
+
+    page.goto(f"/people/{keep}")
+    expect(page.locator("html")).to_have_attribute("lang", language)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator(f"#merge-{other}").click()
+    expect(page.locator("#merge-suggestions")).to_have_count(0)
+    timeline = page.locator("#timeline")
+    expect(timeline).to_contain_text("First deal's line")
+    expect(timeline).to_contain_text("Second deal's line")
+    db.session.expire_all()
+    assert db.session.get(Contact, other) is None
+    assert {lead.contact_id for lead in tenant_leads(tenant)} == {keep}
+
+
+def post_lead(intake_url: str, payload: dict, key: str) -> int:
+    """POST ``payload`` as JSON to the intake address, as a site would."""
+    request = urllib.request.Request(
+        intake_url,
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json", "Idempotency-Key": key},
+        method="POST",
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
+    with opener.open(request, timeout=10) as response:
+        return response.status
+
+
+def wait_for(check, seconds: float = 10):
+    """``check()`` once it is truthy (the lead builder runs every 0.2 s)."""
+    deadline = monotonic() + seconds
+    while monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        sleep(0.2)
+    raise AssertionError("the lead builder did not get there in time")
+
+
+def asked_again(lead_id: int) -> bool:
+    db.session.expire_all()
+    return (
+        db.session.scalar(
+            sa.select(LeadEvent.id)
+            .where(LeadEvent.lead_id == lead_id, LeadEvent.kind == EventKind.ASKED_AGAIN)
+            .execution_options(**ALL)
+        )
+        is not None
+    )
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_a_repeat_post_joins_the_open_lead_asked_again(app, live_server, new_page, make, language):
+    tenant, owner = make.workspace_with_owner(language=language)
+    source = make.source(tenant, "Site form")
+    intake_url = f"{live_server}/in/{source.intake_token}"
+    name = "Vera Petrova"
+    first = {"name": name, "email": "vera@example.com", "message": "A quote, please"}
+    assert post_lead(intake_url, first, "vera-1") == 202
+    [lead] = wait_for(lambda: tenant_leads(tenant))
+    again = {"name": name, "email": "VERA@example.com", "message": "Still interested"}
+    assert post_lead(intake_url, again, "vera-2") == 202
+    wait_for(lambda: asked_again(lead.id))
+    assert [row.id for row in tenant_leads(tenant)] == [lead.id]
+
+    page = new_page(locale=CASES[language]["locale"])
+    sign_in(page, owner)
+    page.goto("/board")
+    expect(page.locator("html")).to_have_attribute("lang", language)
+    cards = page.locator("#board .card", has_text=name)
+    expect(cards).to_have_count(1)
+    cards.locator("h3 a").click()
+    page.wait_for_url(f"**/deals/{lead.id}")
+    timeline = page.locator("#timeline")
+    expect(timeline).to_contain_text(translate(app, language, "asked again"))
+    expect(timeline).to_contain_text("Still interested")
