@@ -13,6 +13,7 @@ from flask import current_app
 from sqlalchemy.exc import OperationalError
 
 from app import clock
+from app.claims import claim_rows
 from app.engine import content
 from app.extensions import db
 from app.mail import send_email
@@ -43,12 +44,7 @@ def stale_claim() -> timedelta:
 
 
 def claim(now: datetime, limit: int = BATCH) -> list[int]:
-    """Take up to ``limit`` due rows for this worker and commit the claim.
-
-    Candidates are locked with FOR UPDATE SKIP LOCKED, so another worker passes over
-    them instead of waiting, and each is taken by a compare-and-set update, so two
-    workers never both win one.
-    """
+    """Take up to ``limit`` due rows for this worker and commit the claim."""
     pending = sa.and_(
         OutboxMessage.status == MessageStatus.PENDING, OutboxMessage.next_attempt_at <= now
     )
@@ -56,33 +52,14 @@ def claim(now: datetime, limit: int = BATCH) -> list[int]:
         OutboxMessage.status == MessageStatus.SENDING,
         OutboxMessage.claimed_at < now - stale_claim(),
     )
-    candidates = db.session.execute(
-        sa.select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.claimed_at)
-        .where(sa.or_(pending, abandoned))
-        .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .execution_options(**ALL_TENANTS)
-    ).all()
-    claimed = []
-    for message_id, status, claimed_at in candidates:
-        unchanged = sa.and_(
-            OutboxMessage.id == message_id,
-            OutboxMessage.status == status,
-            OutboxMessage.claimed_at.is_(None)
-            if claimed_at is None
-            else OutboxMessage.claimed_at == claimed_at,
-        )
-        result = db.session.execute(
-            sa.update(OutboxMessage)
-            .where(unchanged)
-            .values(status=MessageStatus.SENDING, claimed_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:
-            claimed.append(message_id)
-    db.session.commit()
-    return claimed
+    return claim_rows(
+        OutboxMessage,
+        sa.or_(pending, abandoned),
+        (OutboxMessage.next_attempt_at, OutboxMessage.id),
+        limit,
+        now,
+        MessageStatus.SENDING,
+    )
 
 
 def deliver_due(now: datetime | None = None, limit: int = BATCH) -> dict:

@@ -18,6 +18,7 @@ from flask import current_app
 
 from app import clock
 from app.api import ids
+from app.claims import claim_rows
 from app.extensions import db
 from app.models import (
     DeliveryStatus,
@@ -123,33 +124,14 @@ def claim(now: datetime, limit: int = BATCH) -> list[int]:
         .where(WebhookEndpoint.id == WebhookDelivery.endpoint_id, WebhookEndpoint.enabled)
         .exists()
     )
-    candidates = db.session.execute(
-        sa.select(WebhookDelivery.id, WebhookDelivery.status, WebhookDelivery.claimed_at)
-        .where(due, enabled, ~waits_for_earlier)
-        .order_by(WebhookDelivery.event_id, WebhookDelivery.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .execution_options(**ALL_TENANTS)
-    ).all()
-    claimed = []
-    for delivery_id, status, claimed_at in candidates:
-        unchanged = sa.and_(
-            WebhookDelivery.id == delivery_id,
-            WebhookDelivery.status == status,
-            WebhookDelivery.claimed_at.is_(None)
-            if claimed_at is None
-            else WebhookDelivery.claimed_at == claimed_at,
-        )
-        result = db.session.execute(
-            sa.update(WebhookDelivery)
-            .where(unchanged)
-            .values(status=DeliveryStatus.SENDING, claimed_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:
-            claimed.append(delivery_id)
-    db.session.commit()
-    return claimed
+    return claim_rows(
+        WebhookDelivery,
+        sa.and_(due, enabled, ~waits_for_earlier),
+        (WebhookDelivery.event_id, WebhookDelivery.id),
+        limit,
+        now,
+        DeliveryStatus.SENDING,
+    )
 
 
 def send(delivery_id: int, now: datetime) -> bool:
