@@ -208,20 +208,28 @@ def _notify_owners_of_flag(lead: Lead, promise: Promise, membership: Membership)
         )
 
 
-def pending_promises(membership: Membership) -> list[Promise]:
-    """Promises waiting for this account manager (every one, for the owner)."""
-    query = (
-        sa.select(Promise)
-        .join(Lead, Lead.id == Promise.lead_id)
+def _pending(query, membership: Membership):
+    """Promises waiting for this member's decision: on their clients (every client's, for
+    the owner)."""
+    return (
+        query.join(Lead, Lead.id == Promise.lead_id)
         .join(Stage, Stage.id == Lead.stage_id)
         .where(
             Promise.tenant_id == membership.tenant_id,
             Promise.status == PromiseStatus.PENDING,
             clients_visible_to(membership),
         )
-        .order_by(Promise.created_at, Promise.id)
     )
+
+
+def pending_promises(membership: Membership) -> list[Promise]:
+    """Promises waiting for this account manager (every one, for the owner)."""
+    query = _pending(sa.select(Promise), membership).order_by(Promise.created_at, Promise.id)
     return list(db.session.scalars(query))
+
+
+def pending_promise_count(membership: Membership) -> int:
+    return db.session.scalar(_pending(sa.select(sa.func.count(Promise.id)), membership))
 
 
 def promises_of(lead: Lead) -> list[Promise]:
@@ -237,12 +245,5 @@ def promises_of(lead: Lead) -> list[Promise]:
 def waiting_handoffs(membership: Membership) -> int:
     """Clients handed to this member with promises still waiting for their decision."""
     return db.session.scalar(
-        sa.select(sa.func.count(sa.distinct(Promise.lead_id)))
-        .join(Lead, Lead.id == Promise.lead_id)
-        .join(Stage, Stage.id == Lead.stage_id)
-        .where(
-            Promise.tenant_id == membership.tenant_id,
-            Promise.status == PromiseStatus.PENDING,
-            clients_visible_to(membership),
-        )
+        _pending(sa.select(sa.func.count(sa.distinct(Promise.lead_id))), membership)
     )

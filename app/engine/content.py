@@ -11,6 +11,7 @@ from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from app.auth.services import preferred_locale
+from app.conveyor import handoff
 from app.conveyor import today as today_queue
 from app.extensions import db
 from app.formatting import format_date
@@ -24,8 +25,6 @@ from app.models import (
     MessageKind,
     OutboxMessage,
     Phase,
-    Promise,
-    PromiseStatus,
     Stage,
     Tenant,
     Touch,
@@ -153,16 +152,7 @@ def _clients_due(tenant: Tenant, membership: Membership, today) -> dict:
             .limit(50)
         )
     )
-    handoffs = db.session.scalar(
-        sa.select(sa.func.count(Promise.id))
-        .join(Lead, Lead.id == Promise.lead_id)
-        .join(Stage, Stage.id == Lead.stage_id)
-        .where(
-            Promise.tenant_id == tenant.id,
-            Promise.status == PromiseStatus.PENDING,
-            clients_visible_to(membership),
-        )
-    )
+    handoffs = handoff.pending_promise_count(membership)
     return {
         "due": due[:DIGEST_LIST_LENGTH],
         "due_count": len(due),
