@@ -103,6 +103,33 @@ def test_the_account_manager_accepts_one_promise_and_flags_another(client, login
     assert "No promises waiting" in client.get("/handoffs").text
 
 
+def test_hand_offs_and_conflicts_name_the_person_and_the_deal_never_an_id(
+    client, login, make, team
+):
+    tenant, owner, closer, manager_a, _ = team
+    deal = make.lead(tenant, "Proposal", owner=closer)
+    deal.contact.name, deal.title = "Anna Petrova", "Flour for the winter"
+    db.session.commit()
+    login(closer.email)
+    _win(client, deal, [("Half price", 50), ("Free delivery", None)], manager=manager_a.id)
+    client.post("/logout")
+    login(manager_a.email)
+    inbox = client.get("/handoffs").text
+    handoff = re.search(rf'id="handoff-{deal.id}".*?</section>', inbox, re.S).group(0)
+    assert "Anna Petrova" in handoff and "Flour for the winter" in handoff
+    assert f'href="/deals/{deal.id}"' in handoff and closer.name in handoff
+    assert handoff.count('id="promise-') == 2  # both promises under their one client
+    assert f"#{deal.id}" not in re.sub(r'(id|href|for|action)="[^"]*"', "", inbox)
+    client.post("/logout")
+    login(owner.email)
+    conflict = db.session.scalar(sa.select(Conflict).execution_options(**ALL))
+    page = client.get(f"/conflicts/{conflict.id}").text
+    details = re.search(r'id="conflict-details".*?</dl>', page, re.S).group(0)
+    assert "Anna Petrova" in details and "Flour for the winter" in details
+    assert f'href="/deals/{deal.id}"' in details and closer.name in details
+    assert f"#{deal.id}" not in re.sub(r'(id|href|for|action)="[^"]*"', "", page)
+
+
 def test_another_account_manager_cannot_decide_someone_elses_promise(client, login, make, team):
     tenant, owner, closer, manager_a, manager_b = team
     deal = make.lead(tenant, "Proposal", owner=closer)

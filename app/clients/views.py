@@ -62,7 +62,7 @@ def export():
 def handoffs():
     return render(
         "clients/handoffs.html",
-        promises=handoff.pending_promises(g.membership),
+        handoffs=handoff.pending_handoffs(g.membership),
         flag_form=FlagForm(),
     )
 

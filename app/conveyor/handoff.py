@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import joinedload
 
 from app import clock
 from app.auth.services import preferred_locale
@@ -29,6 +30,7 @@ from app.models import (
     PromiseStatus,
     Stage,
     Tenant,
+    User,
 )
 from app.pipeline import first_stage
 from app.policy import clients_visible_to, members_who
@@ -222,10 +224,34 @@ def _pending(query, membership: Membership):
     )
 
 
-def pending_promises(membership: Membership) -> list[Promise]:
-    """Promises waiting for this account manager (every one, for the owner)."""
-    query = _pending(sa.select(Promise), membership).order_by(Promise.created_at, Promise.id)
-    return list(db.session.scalars(query))
+@dataclass
+class WaitingHandOff:
+    """A won client whose promises wait for a decision, and who made them."""
+
+    lead: Lead
+    made_by: str | None
+    promises: list[Promise]
+
+
+def pending_handoffs(membership: Membership) -> list[WaitingHandOff]:
+    """Clients handed to this account manager (every one, for the owner) with the promises
+    still to decide, oldest first: person, deal and closer by name, in two queries."""
+    query = (
+        _pending(sa.select(Promise, Lead), membership)
+        .options(joinedload(Lead.contact))
+        .order_by(Promise.created_at, Promise.id)
+    )
+    waiting: dict[int, WaitingHandOff] = {}
+    makers: set[int] = set()
+    for promise, lead in db.session.execute(query).all():
+        entry = waiting.setdefault(lead.id, WaitingHandOff(lead, None, []))
+        entry.promises.append(promise)
+        if promise.made_by_id:
+            makers.add(promise.made_by_id)
+    names = dict(db.session.execute(sa.select(User.id, User.name).where(User.id.in_(makers))).all())
+    for entry in waiting.values():
+        entry.made_by = names.get(entry.promises[0].made_by_id)
+    return list(waiting.values())
 
 
 def pending_promise_count(membership: Membership) -> int:

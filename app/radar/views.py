@@ -270,6 +270,7 @@ def conflict(conflict_id: int):
     return render(
         "radar/conflict.html",
         conflict=row,
+        lead=db.session.get(Lead, row.lead_id) if row.lead_id else None,
         users=users,
         source_names=source_names,
         source=source,

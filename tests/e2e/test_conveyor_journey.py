@@ -162,7 +162,7 @@ def test_a_lead_travels_the_conveyor_from_the_board_to_the_account_manager(app, 
     account = new_page()
     sign_in(account, manager)
     account.goto("/handoffs")
-    rows = account.locator("#promises > li")
+    rows = account.locator("#promises li[id^=promise-]")
     expect(rows).to_have_count(2)
     kept = rows.filter(has_text="Free inspection after the first winter")
     flagged = rows.filter(has_text="Five percent off the spare parts")

@@ -383,7 +383,8 @@ def test_the_whole_conveyor_from_signup_to_the_morning_digest(
     expect(account.locator(f"#client-{lead_id}")).to_contain_text(people["client"])
     account.locator("main a[href='/handoffs']").click()
     arrive(account, "/handoffs", lang)
-    rows = account.locator("#promises > li")
+    expect(account.locator(f"#handoff-{lead_id}")).to_contain_text(people["client"])
+    rows = account.locator("#promises li[id^=promise-]")
     expect(rows).to_have_count(2)
     kept = rows.filter(has_text=people["kept"])
     flagged = rows.filter(has_text=people["flagged"])
@@ -413,7 +414,8 @@ def test_the_whole_conveyor_from_signup_to_the_morning_digest(
     details = owner.locator("#conflict-details")
     expect(details).to_contain_text(people["flagged"])
     expect(details).to_contain_text(people["reason"])
-    expect(details).to_contain_text(f"#{lead_id}")
+    expect(details).to_contain_text(people["client"])  # the person and the deal, not an id
+    expect(details).not_to_contain_text(f"#{lead_id}")
 
     # 9. The account manager logs a touch on the client: its next touch is tomorrow.
     menu(account, "/clients", lang)
