@@ -5,12 +5,14 @@ workspace's timezone. Templates, emails, Telegram messages and flashes all call 
 
 from datetime import date, datetime
 
+import phonenumbers
 from babel.dates import get_date_format, get_datetime_format, get_time_format
 from flask import g
 from flask_babel import format_currency, format_decimal, format_percent, get_locale, ngettext
 from flask_babel import format_date as babel_format_date
 from flask_babel import format_datetime as babel_format_datetime
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup, escape
 
 from app import clock
 from app.money import precision, to_major
@@ -110,3 +112,40 @@ def on_workspace_today(moment: datetime | None) -> bool:
     tenant = g.get("tenant")
     zone = tenant.timezone if tenant is not None else "UTC"
     return moment is not None and clock.today(zone, moment) == workspace_today()
+
+
+def _phone_number(value: str) -> phonenumbers.PhoneNumber | None:
+    tenant = g.get("tenant")
+    try:
+        number = phonenumbers.parse(value, tenant.country if tenant is not None else None)
+    except phonenumbers.NumberParseException:
+        return None
+    return number if phonenumbers.is_possible_number(number) else None
+
+
+def phone_text(value: str | None, international: bool = False) -> str:
+    """A stored number as people write it: in the national format of the workspace's
+    country ("020 7946 0018", "8 (912) 345-67-89"), in the international one when it
+    belongs to another country ("+7 912 345-67-89") or when ``international`` is asked
+    (a chat app turns only those into a tap to call). What is no number stays as written."""
+    if not value:
+        return ""
+    number = _phone_number(value)
+    if number is None:
+        return value
+    tenant = g.get("tenant")
+    home = phonenumbers.country_code_for_region(tenant.country) if tenant is not None else None
+    national = not international and number.country_code == home
+    style = phonenumbers.PhoneNumberFormat
+    return phonenumbers.format_number(number, style.NATIONAL if national else style.INTERNATIONAL)
+
+
+def phone(value: str | None) -> Markup:
+    """A number to tap: ``<a href="tel:+E164">`` around :func:`phone_text`."""
+    if not value:
+        return Markup("")
+    number = _phone_number(value)
+    if number is None:
+        return escape(value)
+    dial = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return Markup('<a href="tel:{}" class="phone">{}</a>').format(dial, phone_text(value))

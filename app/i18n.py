@@ -1,12 +1,12 @@
 """Language and timezone choice; the formatting helpers (app.formatting) as Jinja filters."""
 
-from datetime import date
+from datetime import date, datetime
 
 from flask import current_app, g, request, session
 from flask_babel import get_locale, get_timezone
 from flask_login import current_user
 
-from app.formatting import format_date
+from app.formatting import format_date, format_datetime
 
 
 def current_language() -> str:
@@ -29,11 +29,13 @@ def current_timezone() -> str:
 
 def register_template_helpers(app) -> None:
     from app import formatting
-    from app.labels import label
+    from app.labels import field_label, label, readable_fields
 
     app.jinja_env.filters.update(
         label=label,
+        field_label=field_label,
         iso_date=iso_date,
+        iso_moment=iso_moment,
         date=formatting.format_date,
         datetime=formatting.format_datetime,
         day_month=formatting.day_month,
@@ -41,12 +43,15 @@ def register_template_helpers(app) -> None:
         number=formatting.number,
         percent=formatting.percent,
         money=formatting.money,
+        phone=formatting.phone,
+        phone_text=formatting.phone_text,
     )
     app.jinja_env.globals.update(
         money=formatting.money,
         format_date=formatting.format_date,
         format_datetime=formatting.format_datetime,
         on_workspace_today=formatting.on_workspace_today,
+        readable_fields=readable_fields,
         get_locale=get_locale,
         get_timezone=get_timezone,
     )
@@ -58,5 +63,15 @@ def iso_date(value: str | None) -> str:
         return ""
     try:
         return format_date(date.fromisoformat(value))
+    except ValueError:
+        return value
+
+
+def iso_moment(value: str | None) -> str:
+    """A moment stored as ISO text with its offset (in event data), on the workspace's clock."""
+    if not value:
+        return ""
+    try:
+        return format_datetime(datetime.fromisoformat(value))
     except ValueError:
         return value

@@ -7,6 +7,8 @@ from flask import g
 from flask_babel import force_locale
 
 from app import clock, formatting
+from app.extensions import db
+from app.models import Role
 from app.money import major_text, parse_major, to_major, to_minor
 
 
@@ -65,3 +67,54 @@ def test_relative_days_count_from_the_workspace_today(app, make):
             assert formatting.relative_day(today) == "today"
             assert formatting.relative_day(today + timedelta(days=3)) == "in 3 days"
             assert formatting.relative_day(today - timedelta(days=2)) == "2 days ago"
+
+
+def test_a_phone_reads_in_the_national_format_of_the_workspace_and_is_tappable(app, make):
+    uk, _ = make.workspace_with_owner()
+    uk.country = "GB"
+    russian, _ = make.workspace_with_owner()
+    russian.country = "RU"
+    with app.test_request_context():
+        g.tenant = uk
+        assert formatting.phone("+442079460018") == (
+            '<a href="tel:+442079460018" class="phone">020 7946 0018</a>'
+        )
+        # A number from another country is written so that it can be dialled from here.
+        assert formatting.phone_text("+79123456789") == "+7 912 345-67-89"
+        assert formatting.phone_text("+442079460018", international=True) == "+44 20 7946 0018"
+        g.tenant = russian
+        assert formatting.phone("+79123456789") == (
+            '<a href="tel:+79123456789" class="phone">8 (912) 345-67-89</a>'
+        )
+        assert formatting.phone_text("+442079460018") == "+44 20 7946 0018"
+        assert formatting.phone("call <me>") == "call &lt;me&gt;"  # no number: as written
+
+
+def test_every_page_showing_a_phone_shows_it_national_and_tappable(client, login, make):
+    tenant, owner = make.workspace_with_owner()
+    tenant.country = "GB"
+    manager = make.member(tenant, Role.ACCOUNT_MANAGER)
+    lead = make.lead(tenant, "Client", owner=manager)
+    lead.contact.phone, lead.contact.email, lead.contact.company = "+442079460018", None, None
+    db.session.commit()
+    link = '<a href="tel:+442079460018" class="phone">020 7946 0018</a>'
+    login(owner.email)
+    pages = {
+        "lead": f"/deals/{lead.id}",
+        "person": f"/people/{lead.contact_id}",
+        "clients": "/clients",
+        "search": "/search?q=Contact",
+    }
+    for name, url in pages.items():
+        page = client.get(url).text
+        assert link in page, name
+        assert "+442079460018<" not in page, name
+    assert 'value="020 7946 0018"' in client.get(pages["person"]).text  # edited as written
+    client.post("/logout")
+    closer = make.member(tenant, Role.CLOSER)
+    deal = make.lead(tenant, "Proposal", owner=closer)
+    deal.contact.phone = "020 7946 0018"  # as typed, before numbers were stored as E.164
+    deal.decision_date = clock.workspace_today(tenant)
+    db.session.commit()
+    login(closer.email)
+    assert link in client.get("/today").text

@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from wtforms.validators import ValidationError
 
 from app.conveyor import views as conveyor_views
+from app.formatting import phone_text
 from app.htmx import is_htmx_request, redirect_to, render
 from app.people import quick_add as quick
 from app.people import services
@@ -108,6 +109,8 @@ def matches():
 def person(contact_id: int):
     contact = services.person_for_member_or_404(g.membership, contact_id)
     form = PersonForm(obj=contact) if request.method == "GET" else PersonForm()
+    if request.method == "GET":
+        form.phone.data = phone_text(contact.phone)  # as people there write it
     if request.method == "POST" and form.validate():
         changed = services.edit(
             g.membership,
