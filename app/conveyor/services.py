@@ -3,6 +3,7 @@
 Each public function takes the acting member and commits once.
 """
 
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,7 +14,7 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from app import clock
 from app.extensions import db
-from app.models import Lead, Membership, Phase, Stage, Tenant, User
+from app.models import InboxItem, Lead, Membership, Phase, Stage, Tenant, User
 from app.models.activity import EventKind, LeadEvent, LostReason, Touch, TouchChannel
 from app.pipeline import first_stage
 from app.policy import allows, may_see_lead, member_who, members_who, visible_phases
@@ -311,7 +312,13 @@ def set_cadence(membership: Membership, lead: Lead, days: int | None) -> None:
     zone = ZoneInfo(tenant.timezone)
     since = lead.last_touch_at.astimezone(zone).date() if lead.last_touch_at else None
     lead.next_touch_on = (since or local_today(tenant)) + timedelta(days=cadence)
-    record_event(lead, membership.user, EventKind.NOTE, text=f"↻ {cadence}")
+    record_event(
+        lead,
+        membership.user,
+        EventKind.CADENCE_CHANGED,
+        days=cadence,
+        workspace_default=days is None,
+    )
     db.session.commit()
 
 
@@ -323,25 +330,40 @@ def schedule_touch(membership: Membership, lead: Lead, local_moment: datetime | 
         if local_moment
         else None
     )
+    planned = lead.touch_scheduled_at
     record_event(
-        lead,
-        membership.user,
-        EventKind.NOTE,
-        text=f"⏰ {local_moment.isoformat(sep=' ', timespec='minutes')}"
-        if local_moment
-        else "⏰ —",
+        lead, membership.user, EventKind.TOUCH_PLANNED, at=planned.isoformat() if planned else None
     )
     db.session.commit()
 
 
-def timeline(lead: Lead) -> list[LeadEvent]:
-    """The latest events, newest first, with their actors (two queries, bounded)."""
-    return list(
-        db.session.scalars(
-            sa.select(LeadEvent)
-            .where(LeadEvent.tenant_id == lead.tenant_id, LeadEvent.lead_id == lead.id)
-            .options(selectinload(LeadEvent.actor))
-            .order_by(LeadEvent.created_at.desc(), LeadEvent.id.desc())
-            .limit(TIMELINE_LENGTH)
-        )
+@dataclass
+class TimelineLine:
+    """One line of a lead's timeline: something that happened, or a post that arrived."""
+
+    at: datetime
+    event: LeadEvent | None = None
+    post: InboxItem | None = None
+
+
+def timeline(lead: Lead) -> list[TimelineLine]:
+    """The latest events and the posts the lead came from or that joined it, newest first,
+    with their actors and sources (four queries, bounded)."""
+    events = db.session.scalars(
+        sa.select(LeadEvent)
+        .where(LeadEvent.tenant_id == lead.tenant_id, LeadEvent.lead_id == lead.id)
+        .options(selectinload(LeadEvent.actor))
+        .order_by(LeadEvent.created_at.desc(), LeadEvent.id.desc())
+        .limit(TIMELINE_LENGTH)
     )
+    posts = db.session.scalars(
+        sa.select(InboxItem)
+        .where(InboxItem.tenant_id == lead.tenant_id, InboxItem.lead_id == lead.id)
+        .options(selectinload(InboxItem.source))
+        .order_by(InboxItem.received_at.desc(), InboxItem.id.desc())
+        .limit(TIMELINE_LENGTH)
+    )
+    lines = [TimelineLine(event.created_at, event=event) for event in events]
+    lines += [TimelineLine(post.received_at, post=post) for post in posts]
+    lines.sort(key=lambda line: line.at, reverse=True)
+    return lines[:TIMELINE_LENGTH]

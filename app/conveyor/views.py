@@ -26,7 +26,7 @@ from app.conveyor.forms import (
 from app.extensions import db
 from app.formatting import format_date
 from app.htmx import is_htmx_request, local_path_or, redirect_to, render
-from app.models import InboxItem, Membership, Phase, Source, Stage, User
+from app.models import Membership, Phase, Source, Stage, User
 from app.models.activity import LostReason, TouchChannel
 from app.money import major_text
 from app.policy import can, requires, users_who, visible_phases
@@ -187,13 +187,6 @@ def _lead_page(
         queue_ids = [item.id for item in today.queue(g.tenant, g.membership, tenant_today)]
         if lead.id in queue_ids and queue_ids.index(lead.id) + 1 < len(queue_ids):
             next_lead = queue_ids[queue_ids.index(lead.id) + 1]
-    inbox_items = list(
-        db.session.scalars(
-            sa.select(InboxItem)
-            .where(InboxItem.tenant_id == g.tenant.id, InboxItem.lead_id == lead.id)
-            .order_by(InboxItem.id)
-        )
-    )
     return render(
         "conveyor/lead.html",
         http_status=http_status,
@@ -207,7 +200,6 @@ def _lead_page(
         touch_form=touch_form or TouchForm(),
         closers=closers,
         next_lead=next_lead,
-        inbox_items=inbox_items,
         promises=handoff.promises_of(lead),
         schedule_form=ScheduleTouchForm(),
         cadence_form=cadence_form or CadenceForm(data={"cadence_days": lead.cadence_days}),

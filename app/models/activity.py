@@ -25,6 +25,8 @@ class EventKind(enum.StrEnum):
     CHURNED = "churned"
     ASKED_AGAIN = "asked_again"  # a new post from the person joined this open lead
     PERSON_MERGED = "person_merged"  # another record of the person was merged into this one
+    CADENCE_CHANGED = "cadence_changed"  # {"days", "workspace_default"}
+    TOUCH_PLANNED = "touch_planned"  # {"at": a UTC ISO moment, or None when cleared}
 
 
 class LostReason(enum.StrEnum):
