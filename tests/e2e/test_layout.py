@@ -1,5 +1,6 @@
 """Every page of every role, in English and Russian, on a desktop and a phone: nothing
-overflows the page sideways, no table cell is cut off, and the console stays quiet.
+overflows the page sideways, no table cell is cut off, no chart label sits on another,
+and the console stays quiet.
 
 The demo workspace gives each role real data to lay out (app/demo.py).
 """
@@ -75,6 +76,21 @@ PROBLEMS_JS = """(desktop) => {
     if (rect.right > edge + 1 && (!scrolls || desktop)) {
       const right = Math.round(rect.right);
       problems.push(`cell beyond its box: "${text}" (${right} > ${Math.round(edge)})`);
+    }
+  }
+  // Chart labels and legend entries never sit on top of each other.
+  const labels = [...document.querySelectorAll("main svg.chart text, main .chart-legend li")]
+    .map((el) => [el, el.getBoundingClientRect()])
+    .filter(([, r]) => r.width && r.height);
+  for (let i = 0; i < labels.length; i++) {
+    for (let j = i + 1; j < labels.length; j++) {
+      const [a, ra] = labels[i];
+      const [b, rb] = labels[j];
+      const overlap = Math.min(ra.right, rb.right) - Math.max(ra.left, rb.left) > 1
+        && Math.min(ra.bottom, rb.bottom) - Math.max(ra.top, rb.top) > 1;
+      if (overlap && a.parentElement === b.parentElement) {
+        problems.push(`labels overlap: "${a.textContent.trim()}" and "${b.textContent.trim()}"`);
+      }
     }
   }
   return problems;
