@@ -244,3 +244,41 @@ def test_stage_names_follow_the_language_until_someone_renames_them(client, make
     ).all()
     assert names[:3] == ["Новый", "First call", "Квалифицирован"]
     assert db.session.get(Tenant, tenant.id).country == "RU"
+
+
+def test_settings_and_rules_each_say_one_thing_once(client, make, login):
+    tenant, owner = make.workspace_with_owner()
+    login(owner.email)
+    pages = {url: client.get(url).text for url in ("/settings", "/rules")}
+
+    def form_fields(page: str, form_id: str) -> set[str]:
+        form = re.search(rf'<form[^>]*id="{form_id}".*?</form>', page, re.S).group(0)
+        return set(re.findall(r'<(?:input|select|textarea)[^>]*\bname="([^"]+)"', form)) - {
+            "csrf_token"
+        }
+
+    def labels(page: str) -> set[str]:
+        main = re.search(r"<main.*?</main>", page, re.S).group(0)
+        return {" ".join(text.split()) for text in re.findall(r"<label[^>]*>([^<]+)<", main)}
+
+    settings = form_fields(pages["/settings"], "settings-form")
+    rules = form_fields(pages["/rules"], "rules-form")
+    assert {"timezone", "digest_hour"} <= settings and {"queue_size", "touch_cadence_days"} <= rules
+    assert settings & rules == set()
+    assert labels(pages["/settings"]) & labels(pages["/rules"]) == set()
+    assert 'href="/rules"' in pages["/settings"]  # the other place links to it
+    # A settings post that still carries a rule leaves the rule alone.
+    client.post(
+        "/settings",
+        data={
+            "name": tenant.name,
+            "timezone": "UTC",
+            "language": "en",
+            "currency": "USD",
+            "country": "US",
+            "digest_hour": "8",
+            "queue_size": "3",
+        },
+    )
+    db.session.refresh(tenant)
+    assert tenant.queue_size == 20

@@ -26,12 +26,6 @@ class SettingsForm(FlaskForm):
     )
     country = SelectField(_l("Country (how phone numbers without a country code are read)"))
     currency = SelectField(_l("Currency"), choices=[SelectChoice(c, c) for c in CURRENCIES])
-    touch_cadence_days = IntegerField(
-        _l("Touch every client every N days"), validators=[DataRequired(), NumberRange(1, 90)]
-    )
-    queue_size = IntegerField(
-        _l("Leads in a closer's morning queue"), validators=[DataRequired(), NumberRange(1, 200)]
-    )
     digest_hour = IntegerField(
         _l("Morning digest at (hour, workspace time)"),
         default=8,

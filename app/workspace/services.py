@@ -151,8 +151,6 @@ def update_settings(tenant: Tenant, data: dict) -> Tenant:
         "language",
         "currency",
         "country",
-        "touch_cadence_days",
-        "queue_size",
         "digest_hour",
         "junk_share_max",
         "qualified_share_min",
