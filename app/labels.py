@@ -92,21 +92,6 @@ LABELS = {
         "acknowledged": _l("acknowledged"),
         "resolved": _l("resolved"),
     },
-    "inbox_reason": {
-        "too_large": _l("larger than 64 KB"),
-        "signature_missing": _l("signature missing"),
-        "signature_bad_timestamp": _l("bad signature timestamp"),
-        "signature_stale": _l("signature too old"),
-        "signature_mismatch": _l("signature does not match"),
-        "unsupported_type": _l("unsupported content type"),
-        "unparseable": _l("unreadable body"),
-        "invalid_fields": _l("missing or invalid fields"),
-        "rate_limited": _l("over the rate limit"),
-        "bot": _l("a bot (honeypot or too fast)"),
-        "build_failed": _l("could not become a lead"),
-        "not_judged": _l("intake could not judge it"),
-        "reused_key": _l("reused key: another post sent it with other contact details"),
-    },
 }
 
 

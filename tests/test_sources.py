@@ -137,7 +137,7 @@ def test_owner_corrects_a_rejected_post_into_a_lead(client, make, login, run_job
     inbox = client.get("/inbox?status=rejected").text
     assert f"/inbox/{item.id}" in inbox
     page = client.get(f"/inbox/{item.id}").text
-    assert "mila@@example" in page and "missing or invalid fields" in page
+    assert "mila@@example" in page and "Wrong email" in page
     still_bad = client.post(f"/inbox/{item.id}", data={"name": "Mila", "email": "still bad"})
     assert still_bad.status_code == 422 and "not a valid email" in still_bad.text
     db.session.refresh(item)

@@ -14,6 +14,7 @@ from wtforms import (
 )
 from wtforms.validators import URL, DataRequired, Length, NumberRange, Optional, ValidationError
 
+from app.labels import LABELS
 from app.models import SourceKind
 from app.money import parse_major
 
@@ -56,14 +57,23 @@ class SourceForm(FlaskForm):
         self.cost_minor = cost_minor
 
 
-class CorrectionForm(FlaskForm):
-    """The owner's corrections to a rejected post, judged again like a new post."""
+POSTED = LABELS["post_field"]
 
-    name = StringField(_l("Name"), validators=[Length(max=200)])
-    email = EmailField(_l("Email"), validators=[Length(max=254)])
-    phone = StringField(_l("Phone"), validators=[Length(max=40)])
-    company = StringField(_l("Company"), validators=[Length(max=200)])
-    message = TextAreaField(_l("Message"), validators=[Length(max=5000)])
-    budget = StringField(_l("Budget"), validators=[Length(max=200)])
-    decision_date = DateField(_l("Decision date"), validators=[Optional()])
-    external_id = StringField(_l("External id"), validators=[Length(max=200)])
+
+class CorrectionForm(FlaskForm):
+    """The owner's corrections to a rejected post, judged again like a new post: every
+    field intake reads (app.intake.fields.KNOWN_FIELDS), labelled as people call them."""
+
+    name = StringField(POSTED["name"], validators=[Length(max=200)])
+    email = EmailField(POSTED["email"], validators=[Length(max=254)])
+    phone = StringField(POSTED["phone"], validators=[Length(max=40)])
+    company = StringField(POSTED["company"], validators=[Length(max=200)])
+    message = TextAreaField(POSTED["message"], validators=[Length(max=5000)])
+    budget = StringField(POSTED["budget"], validators=[Length(max=200)])
+    decision_date = DateField(POSTED["decision_date"], validators=[Optional()])
+    external_id = StringField(POSTED["external_id"], validators=[Length(max=200)])
+    utm_source = StringField(POSTED["utm_source"], validators=[Length(max=2000)])
+    utm_medium = StringField(POSTED["utm_medium"], validators=[Length(max=2000)])
+    utm_campaign = StringField(POSTED["utm_campaign"], validators=[Length(max=2000)])
+    utm_term = StringField(POSTED["utm_term"], validators=[Length(max=2000)])
+    utm_content = StringField(POSTED["utm_content"], validators=[Length(max=2000)])

@@ -1,5 +1,7 @@
 """Managing lead sources, their Connect page, and the inbox of everything posted."""
 
+from datetime import date
+
 from flask import abort, flash, g, request, url_for
 from flask_babel import gettext as _
 
@@ -7,11 +9,12 @@ from app.htmx import local_path_or, redirect_to, render
 from app.intake import cap
 from app.intake import services as intake
 from app.intake.fields import KNOWN_FIELDS
+from app.labels import readable_fields
 from app.models import InboxItem, InboxStatus, Source, SourceKind
 from app.money import major_text
 from app.policy import can, requires
 from app.radar import alerts
-from app.sources import bp, services
+from app.sources import bp, services, verdicts
 from app.sources.forms import CorrectionForm, SourceForm
 from app.tenancy import get_for_tenant_or_404
 
@@ -181,8 +184,28 @@ def inbox():
         status_filter=status,
         source_id=source_id,
         statuses=list(InboxStatus),
+        verdict=verdicts.verdict,
+        answer_words=verdicts.answer_words,
         sources=[s for s, _ in services.list_sources(g.tenant)],
     )
+
+
+def _posted_date(fields: dict) -> tuple[date | None, str]:
+    """The posted decision date for the form's date field, and the text as posted when it
+    is not a date the field can hold (shown beside it, to be corrected)."""
+    posted = (fields.get("decision_date") or "").strip()
+    try:
+        return (date.fromisoformat(posted) if posted else None), ""
+    except ValueError:
+        return None, posted
+
+
+def _show_errors(form: CorrectionForm, errors: dict) -> None:
+    """Each error of a field next to it (the page lists those of no field, such as no way
+    to reach the person, above the form)."""
+    for name, message in (errors or {}).items():
+        if name in form and message not in form[name].errors:
+            form[name].errors = [*form[name].errors, message]
 
 
 @bp.route("/inbox/<int:item_id>", methods=["GET", "POST"])
@@ -190,12 +213,18 @@ def inbox():
 def inbox_item(item_id: int):
     item = get_for_tenant_or_404(InboxItem, item_id)
     fields = item.fields or {}
-    form = CorrectionForm(data={k: fields.get(k) for k in KNOWN_FIELDS if k != "decision_date"})
+    decision_date, unreadable_date = _posted_date(fields)
+    form = CorrectionForm(
+        data={
+            **{k: fields.get(k) for k in KNOWN_FIELDS if k in CorrectionForm.__dict__},
+            "decision_date": decision_date,
+        }
+    )
     if request.method == "POST":
         if item.status != InboxStatus.REJECTED:
             abort(409)
         if form.validate_on_submit():
-            corrected = {k: (form.data.get(k) or "") for k in KNOWN_FIELDS if k in form.data}
+            corrected = {k: (form[k].data or "") for k in KNOWN_FIELDS if k != "decision_date"}
             if form.decision_date.data:
                 corrected["decision_date"] = form.decision_date.data.isoformat()
             corrected = {**(fields.get("extra") or {}), **corrected}
@@ -203,19 +232,20 @@ def inbox_item(item_id: int):
             if result is None:  # re-processed at the same moment by someone else
                 abort(409)
             if result.item.status == InboxStatus.REJECTED:
-                for name, message in (result.item.errors or {}).items():
-                    target = getattr(form, name, None)
-                    if target is not None:
-                        target.errors = [*target.errors, message]
-                    else:
-                        flash(message, "error")
+                _show_errors(form, result.item.errors)
             else:
                 flash(_("Accepted: it joins the board in a moment."), "success")
                 return redirect_to(url_for("sources.inbox_item", item_id=item.id))
+    elif item.status == InboxStatus.REJECTED:
+        _show_errors(form, item.errors)
     return render(
         "sources/inbox_item.html",
         http_status=422 if form.errors else 200,
         item=item,
         form=form,
+        verdict=verdicts.verdict(item),
+        unreadable_date=unreadable_date,
+        other_fields=readable_fields({"extra": fields.get("extra") or {}}),
+        posted_fields=readable_fields(fields.get("raw") or fields),
         body_text=item.body.decode("utf-8", errors="replace"),
     )
