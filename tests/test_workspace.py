@@ -282,3 +282,46 @@ def test_settings_and_rules_each_say_one_thing_once(client, make, login):
     )
     db.session.refresh(tenant)
     assert tenant.queue_size == 20
+
+
+def test_the_timezone_is_picked_by_city_and_offset_and_a_wrong_one_is_told_at_the_field(
+    client, make, login
+):
+    tenant, owner = make.workspace_with_owner()
+    login(owner.email)
+    page = client.get("/settings").text
+    picker = re.search(r'<datalist id="timezones">(.*?)</datalist>', page, re.S).group(1)
+    options = re.findall(r'<option value="([^"]+)">', picker)
+    assert "London, United Kingdom · UTC+0" in options and "Kolkata, India · UTC+5:30" in options
+    assert not any("/" in option for option in options) and "IANA" not in page
+    assert re.search(r'<input[^>]*list="timezones"[^>]*value="UTC"', page)
+    data = {
+        "name": tenant.name,
+        "language": "en",
+        "currency": "GBP",
+        "country": "GB",
+        "digest_hour": "8",
+    }
+    picked = "Lord Howe Island, Australia · UTC+11"
+    assert picked in options
+    assert client.post("/settings", data={**data, "timezone": picked}).status_code == 302
+    db.session.refresh(tenant)
+    assert tenant.timezone == "Australia/Lord_Howe"
+    assert f'value="{picked}"' in client.get("/settings").text  # shown again as picked
+    bad = client.post("/settings", data={**data, "timezone": "Atlantis"})
+    assert bad.status_code == 422
+    field = re.search(r'<div class="field has-error">.*?</div>', bad.text, re.S).group(0)
+    assert 'name="timezone"' in field and 'value="Atlantis"' in field  # kept as typed
+    assert re.search(r'id="timezone-error"[^>]*>Pick a city from the list', field)
+    db.session.refresh(tenant)
+    assert tenant.timezone == "Australia/Lord_Howe"
+    # Typed, not picked: a city alone is enough; Russian readers see Russian places.
+    assert client.post("/settings", data={**data, "timezone": "moscow"}).status_code == 302
+    db.session.refresh(tenant)
+    assert tenant.timezone == "Europe/Moscow"
+    client.post("/account/language", data={"language": "ru"})
+    russian = client.get("/settings").text
+    assert 'value="Москва, Россия · UTC+3"' in russian
+    assert client.post("/settings", data={**data, "timezone": "Лондон"}).status_code == 302
+    db.session.refresh(tenant)
+    assert tenant.timezone == "Europe/London"

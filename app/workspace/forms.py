@@ -1,13 +1,14 @@
-from zoneinfo import available_timezones
-
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, IntegerField, SelectChoice, SelectField, StringField
-from wtforms.validators import DataRequired, Email, Length, NumberRange, ValidationError
+from wtforms.validators import DataRequired, Email, Length, NumberRange, StopValidation
 
+from app import clock
 from app.forms import normalise_email
 from app.labels import LABELS
 from app.models.tenant import WINDOW_DAYS, WINDOW_LEADS
+from app.workspace import timezones
 
 CURRENCIES = ["USD", "EUR", "GBP", "RUB", "KZT", "UAH", "BYN", "CAD", "AUD", "INR", "CHF", "PLN"]
 
@@ -16,10 +17,36 @@ def role_choices():
     return [SelectChoice(code, text) for code, text in LABELS["role"].items()]
 
 
+class TimezoneField(StringField):
+    """A zone picked by its place ("London, United Kingdom · UTC+0"); its data is the
+    zone's name (Europe/London), shown again as the place in the reader's language."""
+
+    typed = ""
+
+    def process_formdata(self, valuelist):
+        if valuelist:
+            self.typed = valuelist[0].strip()
+            self.data = timezones.zone_from_text(self.typed)
+
+    def _value(self):
+        if self.data:
+            return timezones.label(self.data, str(get_locale()), clock.now())
+        return self.typed
+
+    def pre_validate(self, form):
+        if self.data is None:
+            raise StopValidation(
+                _l("Pick a city from the list, such as London.")
+                if self.typed
+                else _l("Type a city and pick it from the list.")
+            )
+
+
 class SettingsForm(FlaskForm):
     name = StringField(_l("Workspace name"), validators=[DataRequired(), Length(max=120)])
-    timezone = StringField(
-        _l("Timezone"), validators=[DataRequired(), Length(max=64)], render_kw={"list": "timezones"}
+    timezone = TimezoneField(
+        _l("Timezone"),
+        render_kw={"list": "timezones", "autocomplete": "off", "spellcheck": "false"},
     )
     language = SelectField(
         _l("Language"), choices=[SelectChoice("en", "English"), SelectChoice("ru", "Русский")]
@@ -51,10 +78,6 @@ class SettingsForm(FlaskForm):
         _l("N judged leads"), default=20, validators=[NumberRange(5, 500)]
     )
     quality_window_days = IntegerField(_l("D days"), default=7, validators=[NumberRange(1, 90)])
-
-    def validate_timezone(self, field):
-        if field.data not in available_timezones():
-            raise ValidationError(_l("Pick a city from the list, such as Europe/London."))
 
 
 class InviteForm(FlaskForm):

@@ -72,6 +72,11 @@ def timezones_of(country: str) -> list[str]:
     return _zones_by_country().get(country, [])
 
 
+def zone_countries() -> dict[str, str]:
+    """Every zone people live in (the tz database's zone.tab), with its country."""
+    return {zone: country for country, zones in _zones_by_country().items() for zone in zones}
+
+
 def timezone_for(country: str, browser_timezone: str | None = None) -> str:
     """The browser's zone when it lies in ``country``; else the country's main zone."""
     zones = timezones_of(country)

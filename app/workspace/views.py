@@ -1,18 +1,17 @@
 """Workspace settings, the team page, and switching between workspaces."""
 
-from zoneinfo import available_timezones
-
 from flask import abort, flash, g, request, session, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
+from app import clock
 from app.extensions import db, limiter
 from app.htmx import redirect_to, render
 from app.models import Invitation, Membership, Role, Stage
 from app.policy import requires
 from app.tenancy import active_memberships, get_for_tenant_or_404
-from app.workspace import bp, regions, services
+from app.workspace import bp, regions, services, timezones
 from app.workspace import handover as handover_service
 from app.workspace.forms import (
     InviteForm,
@@ -39,7 +38,7 @@ def settings():
         "workspace/settings.html",
         http_status=422 if form.errors else 200,
         form=form,
-        timezones=sorted(available_timezones()),
+        timezones=timezones.choices(str(get_locale()), clock.now()),
         days_min_judged=JUNK_MIN_JUDGED,
     )
 
