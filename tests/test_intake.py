@@ -191,6 +191,28 @@ def test_a_repeated_post_is_the_same_receipt_and_one_lead(client, shop, run_jobs
     assert {i.lead_id for i in items} == {lead.id}  # repeats point at the lead once built
 
 
+def test_a_repeat_that_brings_a_new_key_claims_nothing(client, shop, run_jobs):
+    """One key taken, another new: the post is a repeat of the first, and its new key
+    stays free for the post that really brings it (never a receipt of nothing)."""
+    _, _, source = shop
+    payload = {"email": "a@example.com"}
+    first = _post(client, source, payload, headers={"Idempotency-Key": "k-1"})
+    repeat = _post(
+        client, source, {**payload, "external_id": "crm-9"}, headers={"Idempotency-Key": "k-1"}
+    )
+    assert repeat.status_code == 200
+    assert repeat.json == {"id": first.json["id"], "status": "duplicate"}
+    assert _count(IntakeKey, IntakeKey.source_id == source.id) == 1
+    later = _post(client, source, {**payload, "external_id": "crm-9"})
+    assert later.status_code == 202 and later.json["id"] != first.json["id"]
+    run_jobs()
+    assert [i.status for i in _inbox(source)] == [
+        InboxStatus.ACCEPTED,
+        InboxStatus.DUPLICATE,
+        InboxStatus.ACCEPTED,
+    ]
+
+
 def test_concurrent_identical_posts_get_one_receipt_and_become_one_lead(app, shop, run_jobs):
     _, _, source = shop
     url = f"/in/{source.intake_token}"

@@ -8,22 +8,16 @@ can post a key first, so a key is one post only together with the same contact d
 own, flagged as a reused key, and never swallowed as a "duplicate".
 """
 
+import functools
 import hashlib
-from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from app import clock
 from app.extensions import db
 from app.models import IntakeKey, Source
 from app.tenancy import ALL_TENANTS
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    seen: str | None = None  # the receipt of the post these keys belong to: a duplicate
-    reused: bool = False  # a key another post claimed with other contact details
 
 
 def _key(kind: str, value: str) -> str:
@@ -46,84 +40,115 @@ def idempotency_keys(headers, data: dict) -> list[str]:
     return keys
 
 
-def claim(source: Source, keys: list[str], contact: str, receipt: str) -> Claim:
-    """Claim the post's keys (with its contact details, empty on a signed source) for its
-    receipt. ``seen`` when they belong to another post (nothing is claimed then).
+# The claim of an accepted post and its verdict, in one statement (``claim_and``): the
+# keys are inserted for the post's receipt; a key another post of the same contact
+# details holds answers with that post's receipt instead (``ON CONFLICT DO UPDATE``
+# returns the holder's row even when it committed while this statement waited for it,
+# which ``DO NOTHING`` and a later read in the same statement would not see). A post
+# without keys claims nothing and is new. ``verdict`` is one row: the inbox row's
+# status, answer, receipt, reason, the lead of the post it repeats (once built), whether
+# it is flagged, and ``unclaim``, the keys this statement claimed for a post that turned
+# out to be a repeat (one key new, another taken), which the caller deletes.
+_CLAIM_AND_VERDICT = """
+claimed AS (
+    INSERT INTO intake_key (tenant_id, source_id, key, contact, receipt, created_at)
+    SELECT :tenant_id, :source_id, post_key, :contact, :receipt, :now
+    FROM unnest(CAST(:keys AS varchar[])) AS post_key
+    ON CONFLICT (tenant_id, source_id, key, contact)
+        DO UPDATE SET receipt = intake_key.receipt
+    RETURNING id, receipt, xmax = 0 AS new
+), seen AS (
+    SELECT (SELECT receipt FROM claimed WHERE receipt <> :receipt LIMIT 1) AS receipt
+), verdict AS (
+    SELECT
+        CASE WHEN seen.receipt IS NULL THEN 'pending' ELSE 'duplicate' END AS status,
+        CASE WHEN seen.receipt IS NULL THEN 202 ELSE 200 END AS http_status,
+        COALESCE(seen.receipt, :receipt) AS receipt,
+        CASE WHEN seen.receipt IS NULL AND :contact <> '' AND EXISTS (
+            SELECT 1 FROM intake_key AS other
+            WHERE other.tenant_id = :tenant_id AND other.source_id = :source_id
+              AND other.key = ANY(CAST(:keys AS varchar[]))
+              AND other.contact <> :contact AND other.receipt <> :receipt
+        ) THEN 'reused_key' END AS reason,
+        (
+            SELECT earlier.lead_id FROM inbox_item AS earlier
+            WHERE seen.receipt IS NOT NULL AND earlier.tenant_id = :tenant_id
+              AND earlier.receipt = seen.receipt AND earlier.status = 'accepted'
+            LIMIT 1
+        ) AS lead_id,
+        seen.receipt IS NULL AND :flagged AS flagged,
+        ARRAY(SELECT id FROM claimed WHERE new AND seen.receipt IS NOT NULL) AS unclaim
+    FROM seen
+)
+"""
 
-    ``ON CONFLICT DO NOTHING`` waits for a concurrent identical post to commit or roll
-    back, so exactly one of them claims the keys and the other sees its receipt. On a
-    source without signatures posts naming the same key take turns (an advisory lock
-    per key), so a post sees every claim of its keys with other details.
-    """
-    if not keys:
-        return Claim()
-    if contact:
-        _take_turns(source, keys)
-    claimed = db.session.scalars(
-        postgresql_insert(IntakeKey)
-        .values(
-            [
-                {
-                    "tenant_id": source.tenant_id,
-                    "source_id": source.id,
-                    "key": key,
-                    "contact": contact,
-                    "receipt": receipt,
-                    "created_at": clock.now(),
-                }
-                for key in keys
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=["tenant_id", "source_id", "key", "contact"])
-        .returning(IntakeKey.id)
-    ).all()
-    if len(claimed) < len(keys):
-        seen = receipt_for(source, keys, contact, other_than=receipt)
-        if seen is not None:
-            if claimed:  # one key was new, another taken: this post is not new after all
-                db.session.execute(sa.delete(IntakeKey).where(IntakeKey.id.in_(claimed)))
-            return Claim(seen=seen)
-        # else the keys it did not get were its own (a re-processed post)
-    return Claim(reused=bool(contact) and _claimed_by_others(source, keys, contact, receipt))
+
+@functools.cache
+def claim_and(then: str) -> sa.TextClause:
+    """``WITH <the claim and its verdict> <then>``: ``then`` stores the verdict (the
+    inbox row's INSERT, or a SELECT of it for a post re-processed in place). Built once
+    per ``then``; executed with ``claim_params``."""
+    return sa.text("WITH " + _CLAIM_AND_VERDICT + then).bindparams(
+        sa.bindparam("keys", type_=ARRAY(sa.String)),
+        sa.bindparam("now", type_=IntakeKey.__table__.c.created_at.type),
+    )
 
 
-def receipt_for(
-    source: Source, keys: list[str], contact: str, other_than: str | None = None
-) -> str | None:
+def claim_params(
+    source: Source, keys: list[str], contact: str, receipt: str, flagged: bool
+) -> dict:
+    """The parameters of ``claim_and`` for a post of ``source`` with these keys and contact
+    details (empty on a signed source), its new receipt and whether it is flagged."""
+    return {
+        "tenant_id": source.tenant_id,
+        "source_id": source.id,
+        "keys": list(dict.fromkeys(keys)),
+        "contact": contact,
+        "receipt": receipt,
+        "flagged": flagged,
+        "now": clock.now(),
+    }
+
+
+def unclaim(key_ids: list[int]) -> None:
+    """Give back the keys a repeat claimed (one key was new, another taken: not a new post)."""
+    if key_ids:
+        db.session.connection().execute(sa.delete(IntakeKey).where(IntakeKey.id.in_(key_ids)))
+
+
+def receipt_for(source: Source, keys: list[str], contact: str) -> str | None:
     """The receipt of an earlier post of this source that claimed one of these keys with
     the same contact details."""
     if not keys:
         return None
-    query = _claims(source, keys).where(IntakeKey.contact == contact)
-    if other_than is not None:
-        query = query.where(IntakeKey.receipt != other_than)
-    return db.session.scalar(query.limit(1))
-
-
-def _claimed_by_others(source: Source, keys: list[str], contact: str, receipt: str) -> bool:
-    """Whether another post claimed one of these keys with other contact details."""
-    query = _claims(source, keys).where(IntakeKey.contact != contact, IntakeKey.receipt != receipt)
-    return db.session.scalar(query.limit(1)) is not None
-
-
-def _claims(source: Source, keys: list[str]):
-    return (
+    return db.session.scalar(
         sa.select(IntakeKey.receipt)
         .where(
             IntakeKey.tenant_id == source.tenant_id,
             IntakeKey.source_id == source.id,
             IntakeKey.key.in_(keys),
+            IntakeKey.contact == contact,
         )
+        .limit(1)
         .execution_options(**ALL_TENANTS)
     )
 
 
-def _take_turns(source: Source, keys: list[str]) -> None:
+def take_turns(source: Source, keys: list[str]) -> None:
     """Wait until no other transaction claims one of these keys of this source; held until
-    commit. Taken in one order, so two posts never wait for each other crosswise."""
+    commit. Taken in one order, so two posts never wait for each other crosswise. Posts
+    naming the same key on a source without signatures take turns this way, so the claim
+    that follows (a statement of its own, seeing what committed before) sees every claim
+    of its keys with other details."""
     names = sorted({f"{source.id}:{key}" for key in keys})
-    db.session.execute(
-        sa.select(
-            *(sa.func.pg_advisory_xact_lock(sa.func.hashtextextended(name, 0)) for name in names)
-        )
+    db.session.connection().execute(
+        _locks(len(names)), {f"name{n}": name for n, name in enumerate(names)}
+    )
+
+
+@functools.cache
+def _locks(count: int) -> sa.TextClause:
+    return sa.text(
+        "SELECT "
+        + ", ".join(f"pg_advisory_xact_lock(hashtextextended(:name{n}, 0))" for n in range(count))
     )

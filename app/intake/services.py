@@ -10,14 +10,13 @@ import functools
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from limits import parse as parse_limit
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import contains_eager
 
 from app import clock
 from app.billing.access import is_read_only
@@ -42,32 +41,76 @@ KEPT_HEADERS = (
 MIN_FILL_SECONDS = 3
 
 
+@dataclass(frozen=True, slots=True)
+class IntakeSource:
+    """What intake reads of a source and its workspace: one row, no ORM objects."""
+
+    id: int
+    tenant_id: int
+    active: bool
+    signing_secret: str | None
+    thank_you_url: str | None
+    rate_limit_per_minute: int
+    country: str  # the workspace's (``phone_region``)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The keys an accepted post claims, with its contact details (empty when signed)."""
+
+    source: IntakeSource
+    keys: list[str]
+    contact: str
+
+
 @dataclass
 class IntakeResult:
     http_status: int
     payload: dict
     item: InboxItem
     from_form: bool = False
+    # An accepted post's keys, claimed when it is stored (``_claim``): the claim decides
+    # whether it is new (202) or a repeat (200, the first post's receipt).
+    claim: Claim | None = field(default=None, repr=False)
 
 
-def find_source(token: str) -> Source | None:
-    """The source behind a secret address; its workspace comes in the same query."""
+@functools.cache
+def _source_query() -> sa.Select:
+    source, tenant = Source.__table__.c, Tenant.__table__.c
+    return sa.select(
+        source.id,
+        source.tenant_id,
+        source.active,
+        source.signing_secret,
+        source.thank_you_url,
+        source.rate_limit_per_minute,
+        tenant.country,
+    ).join_from(Source.__table__, Tenant.__table__, tenant.id == source.tenant_id)
+
+
+def find_source(token: str) -> IntakeSource | None:
+    """The source behind a secret address, with its workspace's country (one query)."""
     if not token or len(token) > 64:
         return None
-    return db.session.scalar(
-        sa.select(Source)
-        .join(Source.tenant)
-        .options(contains_eager(Source.tenant))
-        .where(Source.intake_token == token)
-        .execution_options(**ALL_TENANTS)
+    return _one_source(Source.__table__.c.intake_token, token)
+
+
+def _one_source(column, value) -> IntakeSource | None:
+    row = (
+        db.session.connection()
+        .execute(_source_query().where(column == sa.bindparam("value")), {"value": value})
+        .first()
     )
+    return IntakeSource(*row) if row is not None else None
 
 
 def kept_headers(headers) -> dict:
     return {name: headers[name][:500] for name in KEPT_HEADERS if headers.get(name)}
 
 
-def raw_item(source: Source, body: bytes, content_type: str, headers, truncated: bool) -> InboxItem:
+def raw_item(
+    source: IntakeSource, body: bytes, content_type: str, headers, truncated: bool
+) -> InboxItem:
     """What the sender posted, as the inbox row the answer's transaction will write."""
     return InboxItem(
         tenant_id=source.tenant_id,
@@ -95,7 +138,7 @@ def reject(
 
 
 def receive(
-    source: Source, body: bytes, content_type: str, headers, truncated: bool
+    source: IntakeSource, body: bytes, content_type: str, headers, truncated: bool
 ) -> IntakeResult:
     """Store and judge one post; a good one waits for the lead builder. Commits.
 
@@ -117,25 +160,117 @@ def receive(
     return _store(item, result)
 
 
-def record_rate_limited(source: Source, body: bytes, content_type: str, headers, truncated: bool):
+def record_rate_limited(
+    source: IntakeSource, body: bytes, content_type: str, headers, truncated: bool
+):
     item = raw_item(source, body, content_type, headers, truncated)
     return _store(item, reject(item, 429, "rate_limited", "too many requests for this source"))
 
 
 def _store(item: InboxItem, result: IntakeResult) -> IntakeResult:
     """Write the judged post (or, past the minute's cap of refusals, only count it) and
-    commit; wake the builder for a good one."""
+    commit; wake the builder for a good one.
+
+    An accepted post is claimed and inserted by one statement (``_STORE_CLAIMED``); any
+    other is one INSERT. No ORM object joins the session, so nothing is read back."""
     item.http_status = result.http_status
-    pending = item.status == InboxStatus.PENDING  # read now: the commit expires the row
-    if not (cap.is_refused(item) and cap.only_count(item)):
-        db.session.add(item)
+    if result.claim is not None:
+        result = _claim(result, _store_claimed(), _row_values(item))
+        item.http_status = result.http_status
+    elif not (cap.is_refused(item) and cap.only_count(item)):
+        db.session.connection().execute(_insert_item(), _row_values(item))
     db.session.commit()
-    if pending:
+    if item.status == InboxStatus.PENDING:
         wake()
     return result
 
 
-def _judge(source: Source, item: InboxItem, headers) -> IntakeResult:
+_ROW_COLUMNS = (
+    "tenant_id",
+    "source_id",
+    "received_at",
+    "content_type",
+    "headers",
+    "body",
+    "body_truncated",
+    "status",
+    "http_status",
+    "reason",
+    "errors",
+    "fields",
+    "lead_id",
+    "receipt",
+    "flagged",
+)
+
+
+def _row_values(item: InboxItem) -> dict:
+    values = {name: getattr(item, name) for name in _ROW_COLUMNS}
+    values["received_at"] = values["received_at"] or clock.now()
+    values["flagged"] = bool(values["flagged"])
+    for name in ("headers", "errors", "fields"):
+        values[name] = values[name] or {}
+    return values
+
+
+@functools.cache
+def _insert_item() -> sa.Insert:
+    return sa.insert(InboxItem.__table__)
+
+
+@functools.cache
+def _store_claimed() -> sa.TextClause:
+    """The claim and its verdict, then the inbox row with that verdict (one statement)."""
+    columns = InboxItem.__table__.c
+    return keys.claim_and(
+        """, stored AS (
+    INSERT INTO inbox_item (tenant_id, source_id, received_at, content_type, headers, body,
+        body_truncated, status, http_status, reason, errors, fields, lead_id, receipt, flagged)
+    SELECT :tenant_id, :source_id, :received_at, :content_type, CAST(:headers AS json), :body,
+        :body_truncated, verdict.status, verdict.http_status, verdict.reason,
+        CAST(:errors AS json), CAST(:fields AS json), verdict.lead_id, verdict.receipt,
+        verdict.flagged
+    FROM verdict
+    RETURNING id
+)
+SELECT stored.id, verdict.* FROM stored, verdict"""
+    ).bindparams(
+        sa.bindparam("received_at", type_=columns.received_at.type),
+        sa.bindparam("headers", type_=columns.headers.type),
+        sa.bindparam("errors", type_=columns.errors.type),
+        sa.bindparam("fields", type_=columns.fields.type),
+        sa.bindparam("body", type_=columns.body.type),
+    )
+
+
+@functools.cache
+def _verdict_only() -> sa.TextClause:
+    """The claim and its verdict for a post re-processed in place (the ORM writes its row)."""
+    return keys.claim_and(" SELECT NULL AS id, verdict.* FROM verdict")
+
+
+def _claim(result: IntakeResult, statement: sa.TextClause, values: dict) -> IntakeResult:
+    """Claim an accepted post's keys and take the verdict: new (pending, 202) or a repeat
+    of the post holding a key (duplicate, 200, its receipt and its lead once built)."""
+    item, claim = result.item, result.claim
+    if claim.contact and claim.keys:
+        keys.take_turns(claim.source, claim.keys)
+    params = keys.claim_params(claim.source, claim.keys, claim.contact, item.receipt, item.flagged)
+    verdict = db.session.connection().execute(statement, {**values, **params}).one()
+    keys.unclaim(verdict.unclaim)
+    item.id = verdict.id if verdict.id is not None else item.id
+    item.status = InboxStatus(verdict.status)
+    item.receipt = verdict.receipt
+    item.reason = verdict.reason
+    item.lead_id = verdict.lead_id
+    item.flagged = verdict.flagged
+    word = "accepted" if item.status == InboxStatus.PENDING else "duplicate"
+    return IntakeResult(
+        verdict.http_status, {"id": verdict.receipt, "status": word}, item, result.from_form
+    )
+
+
+def _judge(source: IntakeSource, item: InboxItem, headers) -> IntakeResult:
     if item.body_truncated:
         return reject(item, 413, "too_large", "the body is larger than 64 KB")
     if source.signing_secret:
@@ -245,9 +380,10 @@ def _looks_like_a_bot(data: dict) -> bool:
     return clock.now().timestamp() - float(rendered_at) < MIN_FILL_SECONDS
 
 
-def phone_region(tenant: Tenant) -> str:
+def phone_region(tenant: Tenant | IntakeSource) -> str:
     """Where phone numbers written without a country code are read: the workspace's
-    country (not its currency: a British shop may price in euros)."""
+    country (not its currency: a British shop may price in euros). Intake's source
+    carries its workspace's country."""
     return tenant.country
 
 
@@ -256,9 +392,12 @@ def new_receipt() -> str:
     return "r" + secrets.token_hex(15)
 
 
-def _accept(source: Source, item: InboxItem, data: dict, post_keys: list[str]) -> IntakeResult:
-    """Judge the fields; a good post claims its keys and waits in the inbox for the builder."""
-    judgement = intake_fields.judge(data, phone_region(source.tenant))
+def _accept(
+    source: IntakeSource, item: InboxItem, data: dict, post_keys: list[str]
+) -> IntakeResult:
+    """Judge the fields; a good post is to claim its keys (``_claim``) and wait in the inbox
+    for the builder."""
+    judgement = intake_fields.judge(data, phone_region(source))
     item.fields = judgement.fields
     # A signed source's keys are strict; others' are the same post only with the same details.
     contact = "" if source.signing_secret else intake_fields.contact_details(judgement)
@@ -269,15 +408,16 @@ def _accept(source: Source, item: InboxItem, data: dict, post_keys: list[str]) -
         return reject(
             item, 422, "invalid_fields", "some fields are missing or invalid", judgement.errors
         )
-    receipt = item.receipt or new_receipt()
-    claim = keys.claim(source, post_keys, contact, receipt)
-    if claim.seen is not None:
-        return _duplicate(item, claim.seen)
     item.status = InboxStatus.PENDING
-    item.receipt = receipt
-    item.reason = "reused_key" if claim.reused else None
+    item.receipt = item.receipt or new_receipt()
+    item.reason = None
     item.flagged = not source.active or is_read_only(source.tenant_id)
-    return IntakeResult(202, {"id": receipt, "status": "accepted"}, item)
+    return IntakeResult(
+        202,
+        {"id": item.receipt, "status": "accepted"},
+        item,
+        claim=Claim(source, post_keys, contact),
+    )
 
 
 def _duplicate(item: InboxItem, receipt: str) -> IntakeResult:
@@ -309,9 +449,11 @@ def reprocess(item: InboxItem, corrected: dict) -> IntakeResult | None:
     if item.status != InboxStatus.REJECTED:
         db.session.rollback()
         return None
-    source = db.session.get(Source, item.source_id)
+    source = _one_source(Source.__table__.c.id, item.source_id)
     data = {k: v for k, v in corrected.items() if isinstance(v, str)}
     result = _accept(source, item, data, keys.idempotency_keys(item.headers, data))
+    if result.claim is not None:
+        result = _claim(result, _verdict_only(), {})
     if item.status != InboxStatus.REJECTED:
         item.errors = {}
     # Kept either way: the corrections are never lost, even when still invalid.
