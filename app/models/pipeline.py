@@ -89,6 +89,14 @@ class Contact(TenantScoped, TimestampMixin, Base):
     search_text: Mapped[str | None] = mapped_column(
         sa.Text, sa.Computed(CONTACT_SEARCH_TEXT, persisted=True)
     )
+    # The name and the company folded alone, each under its own trigram index (migration
+    # 0020): a misspelt name is walked nearest-first among names only.
+    search_name: Mapped[str | None] = mapped_column(
+        sa.Text, sa.Computed("conveyor_fold(name)", persisted=True)
+    )
+    search_company: Mapped[str | None] = mapped_column(
+        sa.Text, sa.Computed("conveyor_fold(company)", persisted=True)
+    )
 
     # Email or phone first: a lookup by one can never be planned on the other's index.
     __table_args__ = (
@@ -97,8 +105,20 @@ class Contact(TenantScoped, TimestampMixin, Base):
         sa.Index(
             "ix_contact_search_text",
             "search_text",
+            postgresql_using="gist",
+            postgresql_ops={"search_text": "gist_trgm_ops(siglen=256)"},
+        ),
+        sa.Index(
+            "ix_contact_search_name",
+            "search_name",
+            postgresql_using="gist",
+            postgresql_ops={"search_name": "gist_trgm_ops(siglen=256)"},
+        ),
+        sa.Index(
+            "ix_contact_search_company",
+            "search_company",
             postgresql_using="gin",
-            postgresql_ops={"search_text": "gin_trgm_ops"},
+            postgresql_ops={"search_company": "gin_trgm_ops"},
         ),
     )
 
@@ -112,8 +132,9 @@ class Lead(TenantScoped, TimestampMixin, Base):
         sa.Index("ix_lead_tenant_owner_stage", "tenant_id", "owner_id", "stage_id"),
         sa.Index("ix_lead_tenant_next_touch", "tenant_id", "next_touch_on"),
         sa.Index("ix_lead_tenant_created", "tenant_id", "created_at"),
+        sa.Index("ix_lead_contact_id", "contact_id"),  # a person's deals: search, page, merge
     )
-    tenant_id_index = False  # the four indexes above lead with it
+    tenant_id_index = False  # the first four indexes above lead with it
 
     id: Mapped[int] = mapped_column(primary_key=True)
     contact_id: Mapped[int] = mapped_column(sa.ForeignKey("contact.id", ondelete="CASCADE"))

@@ -1,0 +1,70 @@
+"""The header search finds by each kind of match on its own index path (issue 16):
+misspelt names, a Latin spelling of a Cyrillic name, misspelt companies, best first, and
+a member's own deals however many better matches the base holds."""
+
+from app.extensions import db
+from app.models import Role
+from app.search.services import CANDIDATES
+
+HX = {"HX-Request": "true"}
+
+
+def _person(make, tenant, name, email=None, company=None, owner=None, stage="New"):
+    lead = make.lead(tenant, stage, owner=owner)
+    lead.contact.name = name
+    if email:
+        lead.contact.email = email
+    lead.contact.company = company
+    db.session.commit()
+    return lead
+
+
+def test_a_misspelt_name_puts_the_person_first_among_many_near_names(client, make, login):
+    tenant, owner = make.workspace_with_owner()
+    for _ in range(CANDIDATES + 6):  # more near names than any path keeps
+        _person(make, tenant, "Johanna Smithfield")
+    john = _person(make, tenant, "John Smith")
+    login(owner.email)
+    text = client.get("/search", query_string={"q": "Jon Smiht"}, headers=HX).text
+    people = text.split('id="search-people"')[1].split("</ul>")[0]
+    assert people.index(f"/people/{john.contact_id}") < people.index("Johanna Smithfield")
+    assert f"/deals/{john.id}" in text.split('id="search-deals"')[1]
+
+
+def test_a_cyrillic_name_typed_in_latin_finds_the_person_by_their_email(client, make, login):
+    tenant, owner = make.workspace_with_owner()
+    _person(make, tenant, "Пётр Фёдоров", email="petr.fedorov@example.org")
+    _person(make, tenant, "Пётр Смирнов", email="p.smirnov@example.org")
+    login(owner.email)
+    text = client.get("/search", query_string={"q": "Petr Fedorov"}).text
+    assert "Пётр Фёдоров" in text and "Пётр Смирнов" not in text
+    misspelt = client.get("/search", query_string={"q": "Пётр Фёдров"}).text  # and a typo
+    assert "Пётр Фёдоров" in misspelt
+
+
+def test_a_misspelt_company_is_listed_with_its_people(client, make, login):
+    tenant, owner = make.workspace_with_owner()
+    _person(make, tenant, "Anna Lee", company="Smith Bakery")
+    _person(make, tenant, "Boris Kim", company="Smith Bakery")
+    _person(make, tenant, "Clara Wu", company="Jones Dairy")
+    login(owner.email)
+    text = client.get("/search", query_string={"q": "Smiht Bakrey"}).text
+    companies = text.split('id="search-companies"')[1].split("</ul>")[0]
+    assert "Smith Bakery" in companies and "2 people" in companies
+    assert "Jones Dairy" not in text
+    assert "Anna Lee" in text and "Boris Kim" in text
+
+
+def test_a_closer_finds_their_deal_however_many_better_matches_the_base_holds(client, make, login):
+    tenant, owner = make.workspace_with_owner()
+    closer = make.member(tenant, Role.CLOSER)
+    theirs = [
+        _person(make, tenant, "Marta Theirs", owner=owner, stage="Proposal")
+        for _ in range(CANDIDATES + 6)
+    ]
+    mine = _person(make, tenant, "Marta Mine", owner=closer, stage="Proposal")
+    login(closer.email)
+    text = client.get("/search", query_string={"q": "Marta Theirs"}, headers=HX).text
+    assert f"/deals/{mine.id}" in text
+    assert not any(f"/deals/{lead.id}" in text for lead in theirs)
+    assert 'id="search-people"' not in text
