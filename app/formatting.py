@@ -4,9 +4,12 @@ workspace's timezone. Templates, emails, Telegram messages and flashes all call 
 """
 
 from datetime import date, datetime
+from functools import lru_cache
 
 import phonenumbers
+from babel import Locale
 from babel.dates import get_date_format, get_datetime_format, get_time_format
+from babel.numbers import NumberPattern, parse_pattern
 from flask import g
 from flask_babel import format_currency, format_decimal, format_percent, get_locale, ngettext
 from flask_babel import format_date as babel_format_date
@@ -96,9 +99,16 @@ def money(minor_units: int | None, currency: str | None = None) -> str:
     code = (currency or workspace_currency()).upper()
     amount = to_major(minor_units, code)
     if precision(code) and amount == amount.to_integral_value():
-        whole = get_locale().currency_formats["standard"].pattern.replace(".00", "")
-        return format_currency(amount, code, format=whole, currency_digits=False)
+        locale = get_locale()
+        return _whole_amounts(locale).apply(amount, locale, currency=code, currency_digits=False)
     return format_currency(amount, code)
+
+
+@lru_cache(maxsize=64)
+def _whole_amounts(locale: Locale) -> NumberPattern:
+    """The locale's currency pattern without its cents, parsed once (a board shows
+    hundreds of amounts)."""
+    return parse_pattern(locale.currency_formats["standard"].pattern.replace(".00", ""))
 
 
 def workspace_today() -> date:

@@ -1,7 +1,8 @@
 """The board: columns per stage with counts, sums and the first cards of each.
 
 Whatever the number of deals, a board is three queries: stages, column totals,
-and the first cards of every column at once (a window function ranks them).
+and the first cards of every column at once (for each stage, its newest cards read
+in the order of the ``(tenant, stage, last activity)`` index and cut at a page).
 """
 
 import hashlib
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import aliased, joinedload, load_only
 
 from app import clock
 from app.extensions import db
@@ -85,8 +86,34 @@ def _filtered(query, membership: Membership, filters: BoardFilters):
     return query
 
 
+# What a card reads (``conveyor/_card.html`` and ``contact_card``): the rest of a lead
+# (its message, UTM, extra fields) stays in the database.
+CARD_FIELDS = (
+    Lead.id,
+    Lead.tenant_id,
+    Lead.stage_id,
+    Lead.contact_id,
+    Lead.value_minor,
+    Lead.decision_date,
+    Lead.next_touch_on,
+    Lead.last_activity_at,
+    Lead.last_touch_at,
+    Lead.flagged,
+    Lead.posted,
+)
+
+
 def _with_card_data(query):
-    return query.options(joinedload(Lead.contact), joinedload(Lead.source), joinedload(Lead.owner))
+    return query.options(
+        load_only(*CARD_FIELDS),
+        joinedload(Lead.contact).load_only(
+            Contact.name, Contact.email, Contact.phone, Contact.company
+        ),
+    )
+
+
+def _newest_first(query):
+    return query.order_by(Lead.last_activity_at.desc(), Lead.id.desc())
 
 
 def build_stage_list(tenant: Tenant, membership: Membership) -> list[Stage]:
@@ -149,23 +176,28 @@ def build(tenant: Tenant, membership: Membership, filters: BoardFilters) -> list
             column = columns[stage_id]
             column.count, column.value_minor = count, value
             column.last_id, column.last_activity = last_id, last_activity
-    rank = sa.func.row_number().over(
-        partition_by=Lead.stage_id, order_by=(Lead.last_activity_at.desc(), Lead.id.desc())
-    )
-    ranked = _filtered(
-        sa.select(Lead.id.label("lead_id"), rank.label("rank")).join(
-            Stage, Stage.id == Lead.stage_id
-        ),
-        membership,
-        filters,
-    ).subquery()
-    cards = db.session.scalars(
-        _with_card_data(
-            sa.select(Lead)
-            .join(ranked, ranked.c.lead_id == Lead.id)
-            .where(ranked.c.rank <= CARDS_PER_PAGE)
-            .order_by(Lead.stage_id, ranked.c.rank)
+    # Each column's first page: a LATERAL subquery per stage walks the stage's index
+    # newest first and stops at a page (a window over every deal would sort them all).
+    column_stage = aliased(Stage)
+    page = (
+        _newest_first(
+            _filtered(
+                sa.select(Lead.id).join(Stage, Stage.id == Lead.stage_id),
+                membership,
+                filters,
+            ).where(Lead.stage_id == column_stage.id)
         )
+        .limit(CARDS_PER_PAGE)
+        .lateral()
+    )
+    first_pages = (
+        sa.select(page.c.id)
+        .select_from(column_stage)
+        .join(page, sa.true())
+        .where(column_stage.id.in_(list(columns)))
+    )
+    cards = db.session.scalars(
+        _with_card_data(_newest_first(sa.select(Lead).where(Lead.id.in_(first_pages))))
     ).unique()
     for card in cards:
         columns[card.stage_id].cards.append(card)
@@ -188,9 +220,5 @@ def more_cards(
         )
     )
     return list(
-        db.session.scalars(
-            _with_card_data(
-                query.order_by(Lead.last_activity_at.desc(), Lead.id.desc()).limit(CARDS_PER_PAGE)
-            )
-        ).unique()
+        db.session.scalars(_with_card_data(_newest_first(query).limit(CARDS_PER_PAGE))).unique()
     )
