@@ -267,6 +267,7 @@ def test_settings_and_rules_each_say_one_thing_once(client, make, login):
     assert settings & rules == set()
     assert labels(pages["/settings"]) & labels(pages["/rules"]) == set()
     assert 'href="/rules"' in pages["/settings"]  # the other place links to it
+    assert 'href="/settings#quality-alerts"' in pages["/rules"]
     # A settings post that still carries a rule leaves the rule alone.
     client.post(
         "/settings",
