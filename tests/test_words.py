@@ -327,7 +327,9 @@ def test_the_correction_form_keeps_every_posted_field_and_names_the_wrong_one(
     assert posted.status_code == 422
     item = db.session.scalar(sa.select(InboxItem).execution_options(**ALL))
     login(owner.email)
-    page = client.get(f"/inbox/{item.id}").text
+    shown = client.get(f"/inbox/{item.id}")
+    assert shown.status_code == 200  # a page to read, not a refused request
+    page = shown.text
     assert "Wrong email" in _text(page)
     assert re.search(r'id="email-error"[^>]*>This is not a valid email address.<', page)
     form = _correction_form(page)

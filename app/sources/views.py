@@ -240,7 +240,7 @@ def inbox_item(item_id: int):
         _show_errors(form, item.errors)
     return render(
         "sources/inbox_item.html",
-        http_status=422 if form.errors else 200,
+        http_status=422 if request.method == "POST" and form.errors else 200,
         item=item,
         form=form,
         verdict=verdicts.verdict(item),
