@@ -151,7 +151,15 @@ def test_the_migration_turns_old_cadence_and_plan_notes_into_events_and_leaves_n
 
 LABELS = {
     "en": ["Name", "Email", "Phone", "Budget", "Decision date", "Campaign source", "City"],
-    "ru": ["Имя", "Электронная почта", "Телефон", "Бюджет", "Дата решения", "Источник кампании", "City"],
+    "ru": [
+        "Имя",
+        "Электронная почта",
+        "Телефон",
+        "Бюджет",
+        "Дата решения",
+        "Источник кампании",
+        "City",
+    ],
 }
 POST = {
     "name": "Anna Petrova",
@@ -263,7 +271,9 @@ def test_the_inbox_says_what_happened_in_words_not_codes(client, login, make, ru
     shown = _text(_without_details(item_page))
     assert VERDICTS[language][2] in shown and "422" not in shown
     # The technical answer is still there for whoever wires the sender, folded away.
-    assert "422" in _text(re.search(r'<details[^>]*id="technical-details".*?</details>', item_page, re.S).group(0))
+    assert "422" in _text(
+        re.search(r'<details[^>]*id="technical-details".*?</details>', item_page, re.S).group(0)
+    )
 
 
 class _FormFields(HTMLParser):
@@ -364,3 +374,20 @@ def test_a_wrong_decision_date_is_shown_as_posted_for_correction(client, login, 
     assert "Wrong decision date" in _text(page)
     assert "15/12/2026" in _text(_without_details(page))  # what was posted, next to the field
     assert 'id="decision_date-error"' in page
+
+
+def test_a_handover_and_a_hand_off_with_one_promise_read_as_sentences(client, login, make):
+    tenant, owner = make.workspace_with_owner()
+    lead = make.lead(tenant, "Client")
+    for kind, data in (
+        (EventKind.HANDED_OFF, {"to": "Boris", "promises": 1}),
+        (EventKind.ASSIGNED, {"to": "Vera", "handover_from": "Boris", "stage": "Client"}),
+    ):
+        db.session.add(
+            LeadEvent(tenant_id=tenant.id, lead_id=lead.id, actor_id=owner.id, kind=kind, data=data)
+        )
+    db.session.commit()
+    login(owner.email)
+    timeline = _text(_timeline(client.get(f"/deals/{lead.id}").text))
+    assert "handed it off to Boris with 1 promise " in timeline
+    assert "handed it over from Boris to Vera" in timeline
