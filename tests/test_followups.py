@@ -132,5 +132,6 @@ def test_a_flagged_promise_reaches_the_owner_in_the_bell_and_the_next_digest(
     delivery.deliver_due(morning)
     digest = mailbox.text(mailbox.to(owner.email)[0])
     assert "Promises flagged by account managers:" in digest
-    assert "Delivery at 5 am daily — Our van starts at 7" in digest
+    flagged = "Delivery at 5 am daily — Our van starts at 7"
+    assert f"{deal.contact.name}, {deal.title}: {flagged}" in digest  # whose, and which deal
     assert "Promises flagged" not in mailbox.text(mailbox.to(manager.email)[0])

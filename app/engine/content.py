@@ -9,6 +9,7 @@ from flask import current_app
 from flask_babel import force_locale
 from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy.orm import joinedload
 
 from app.auth.services import preferred_locale
 from app.conveyor import handoff
@@ -225,11 +226,14 @@ def _owner_glance(tenant: Tenant, today) -> dict:
     }
 
 
-def _flagged_promises(tenant: Tenant) -> list[Conflict]:
-    """Promises an account manager flagged that the owner has not settled yet."""
+def _flagged_promises(tenant: Tenant) -> list[tuple[Conflict, Lead]]:
+    """Promises an account manager flagged that the owner has not settled yet, each with
+    its deal (and client), which the digest names."""
     return list(
-        db.session.scalars(
-            sa.select(Conflict)
+        db.session.execute(
+            sa.select(Conflict, Lead)
+            .join(Lead, Lead.id == Conflict.lead_id)
+            .options(joinedload(Lead.contact))
             .where(
                 Conflict.tenant_id == tenant.id,
                 Conflict.status == ConflictStatus.OPEN,
@@ -237,7 +241,7 @@ def _flagged_promises(tenant: Tenant) -> list[Conflict]:
             )
             .order_by(Conflict.created_at.desc(), Conflict.id.desc())
             .limit(DIGEST_LIST_LENGTH)
-        )
+        ).all()
     )
 
 
