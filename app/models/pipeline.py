@@ -105,6 +105,12 @@ class Contact(TenantScoped, TimestampMixin, Base):
         sa.Index(
             "ix_contact_search_text",
             "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
+        ),
+        sa.Index(
+            "ix_contact_search_text_gist",
+            "search_text",
             postgresql_using="gist",
             postgresql_ops={"search_text": "gist_trgm_ops(siglen=256)"},
         ),
