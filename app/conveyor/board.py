@@ -7,10 +7,10 @@ in the order of the ``(tenant, stage, last activity)`` index and cut at a page).
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased, joinedload, load_only
+from sqlalchemy.orm import aliased
 
 from app import clock
 from app.extensions import db
@@ -49,7 +49,7 @@ class Column:
     stage: Stage
     count: int = 0
     value_minor: int = 0
-    cards: list[Lead] = field(default_factory=list)
+    cards: list["Card"] = field(default_factory=list)
     last_id: int | None = None  # the newest lead and latest activity: the board's stamp
     last_activity: datetime | None = None
 
@@ -86,13 +86,37 @@ def _filtered(query, membership: Membership, filters: BoardFilters):
     return query
 
 
-# What a card reads (``conveyor/_card.html`` and ``contact_card``): the rest of a lead
-# (its message, UTM, extra fields) stays in the database.
+@dataclass(slots=True, frozen=True)
+class CardContact:
+    name: str
+    email: str | None
+    phone: str | None
+    company: str | None
+
+
+@dataclass(slots=True)
+class Card:
+    """What a board card shows of a deal (``conveyor/_card.html``, and ``contact_card``
+    for the name), read as plain rows: hundreds of ORM objects a page cost more than
+    the rest of the board."""
+
+    id: int
+    tenant_id: int
+    stage_id: int
+    value_minor: int
+    decision_date: date | None
+    next_touch_on: date | None
+    last_activity_at: datetime
+    last_touch_at: datetime | None
+    flagged: bool
+    posted: dict | None
+    contact: CardContact
+
+
 CARD_FIELDS = (
     Lead.id,
     Lead.tenant_id,
     Lead.stage_id,
-    Lead.contact_id,
     Lead.value_minor,
     Lead.decision_date,
     Lead.next_touch_on,
@@ -100,16 +124,23 @@ CARD_FIELDS = (
     Lead.last_touch_at,
     Lead.flagged,
     Lead.posted,
+    Contact.name,
+    Contact.email,
+    Contact.phone,
+    Contact.company,
 )
 
 
-def _with_card_data(query):
-    return query.options(
-        load_only(*CARD_FIELDS),
-        joinedload(Lead.contact).load_only(
-            Contact.name, Contact.email, Contact.phone, Contact.company
-        ),
+def _cards(lead_ids) -> list[Card]:
+    """The cards of the deals ``lead_ids`` (a subquery) selects, newest first."""
+    rows = db.session.execute(
+        _newest_first(
+            sa.select(*CARD_FIELDS)
+            .join(Contact, Contact.id == Lead.contact_id)
+            .where(Lead.id.in_(lead_ids))
+        )
     )
+    return [Card(*row[:10], CardContact(*row[10:])) for row in rows]
 
 
 def _newest_first(query):
@@ -196,21 +227,18 @@ def build(tenant: Tenant, membership: Membership, filters: BoardFilters) -> list
         .join(page, sa.true())
         .where(column_stage.id.in_(list(columns)))
     )
-    cards = db.session.scalars(
-        _with_card_data(_newest_first(sa.select(Lead).where(Lead.id.in_(first_pages))))
-    ).unique()
-    for card in cards:
+    for card in _cards(first_pages):
         columns[card.stage_id].cards.append(card)
     return list(columns.values())
 
 
 def more_cards(
     membership: Membership, stage: Stage, filters: BoardFilters, after: tuple[datetime, int]
-) -> list[Lead]:
+) -> list[Card]:
     """The next page of one column, after the card (last activity, id) shown last."""
     activity, lead_id = after
     query = _filtered(
-        sa.select(Lead).join(Stage, Stage.id == Lead.stage_id).where(Lead.stage_id == stage.id),
+        sa.select(Lead.id).join(Stage, Stage.id == Lead.stage_id).where(Lead.stage_id == stage.id),
         membership,
         filters,
     ).where(
@@ -219,6 +247,4 @@ def more_cards(
             sa.and_(Lead.last_activity_at == activity, Lead.id < lead_id),
         )
     )
-    return list(
-        db.session.scalars(_with_card_data(_newest_first(query).limit(CARDS_PER_PAGE))).unique()
-    )
+    return _cards(_newest_first(query).limit(CARDS_PER_PAGE))
