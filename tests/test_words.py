@@ -391,3 +391,17 @@ def test_a_handover_and_a_hand_off_with_one_promise_read_as_sentences(client, lo
     timeline = _text(_timeline(client.get(f"/deals/{lead.id}").text))
     assert "handed it off to Boris with 1 promise " in timeline
     assert "handed it over from Boris to Vera" in timeline
+
+
+def test_a_bots_post_shows_what_it_filled_in_not_the_forms_controls(client, login, make):
+    tenant, owner = make.workspace_with_owner()
+    source = sources.create_source(tenant, "Site", "site_form")
+    bot = {"_form": "1", "_hp": "http://spam.example", "name": "Cheap pills", "email": "b@x.io"}
+    client.post(f"/in/{source.intake_token}", data=bot)
+    item = db.session.scalar(sa.select(InboxItem).execution_options(**ALL))
+    assert item.status == InboxStatus.SPAM
+    login(owner.email)
+    shown = _without_details(client.get(f"/inbox/{item.id}").text)
+    assert "Spam: a bot filled in the form" in _text(shown)
+    assert "<dt>Name</dt><dd>Cheap pills</dd>" in shown
+    assert "_hp" not in shown and "<dt>Hp</dt>" not in shown and "<dt>Form</dt>" not in shown

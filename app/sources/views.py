@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from app.htmx import local_path_or, redirect_to, render
 from app.intake import cap
 from app.intake import services as intake
-from app.intake.fields import KNOWN_FIELDS
+from app.intake.fields import FORM_CONTROL_FIELDS, KNOWN_FIELDS
 from app.labels import readable_fields
 from app.models import InboxItem, InboxStatus, Source, SourceKind
 from app.money import major_text
@@ -200,6 +200,14 @@ def _posted_date(fields: dict) -> tuple[date | None, str]:
         return None, posted
 
 
+def _as_posted(fields: dict) -> dict:
+    """What the sender filled in: a bot's post keeps its whole body under "raw", less the
+    form's own controls (honeypot, timing), which are no one's data."""
+    if "raw" not in fields:
+        return fields
+    return {k: v for k, v in fields["raw"].items() if k not in FORM_CONTROL_FIELDS}
+
+
 def _show_errors(form: CorrectionForm, errors: dict) -> None:
     """Each error of a field next to it (the page lists those of no field, such as no way
     to reach the person, above the form)."""
@@ -246,6 +254,6 @@ def inbox_item(item_id: int):
         verdict=verdicts.verdict(item),
         unreadable_date=unreadable_date,
         other_fields=readable_fields({"extra": fields.get("extra") or {}}),
-        posted_fields=readable_fields(fields.get("raw") or fields),
+        posted_fields=readable_fields(_as_posted(fields)),
         body_text=item.body.decode("utf-8", errors="replace"),
     )
