@@ -3,18 +3,17 @@
 Each public function takes the acting member and commits once.
 """
 
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import abort
 from flask_babel import lazy_gettext as _l
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy.orm import joinedload
 
 from app import clock
 from app.extensions import db
-from app.models import InboxItem, Lead, Membership, Phase, Stage, Tenant, User
+from app.models import Lead, Membership, Phase, Stage, Tenant, User
 from app.models.activity import EventKind, LeadEvent, LostReason, Touch, TouchChannel
 from app.pipeline import first_stage
 from app.policy import allows, may_see_lead, member_who, members_who, visible_phases
@@ -300,9 +299,6 @@ def log_touch(
     return touch
 
 
-TIMELINE_LENGTH = 100
-
-
 def set_cadence(membership: Membership, lead: Lead, days: int | None) -> None:
     """A client's own touch cadence (None: the workspace's); the next touch follows it
     from the last touch, or from today for a client never touched."""
@@ -335,35 +331,3 @@ def schedule_touch(membership: Membership, lead: Lead, local_moment: datetime | 
         lead, membership.user, EventKind.TOUCH_PLANNED, at=planned.isoformat() if planned else None
     )
     db.session.commit()
-
-
-@dataclass
-class TimelineLine:
-    """One line of a lead's timeline: something that happened, or a post that arrived."""
-
-    at: datetime
-    event: LeadEvent | None = None
-    post: InboxItem | None = None
-
-
-def timeline(lead: Lead) -> list[TimelineLine]:
-    """The latest events and the posts the lead came from or that joined it, newest first,
-    with their actors and sources (four queries, bounded)."""
-    events = db.session.scalars(
-        sa.select(LeadEvent)
-        .where(LeadEvent.tenant_id == lead.tenant_id, LeadEvent.lead_id == lead.id)
-        .options(selectinload(LeadEvent.actor))
-        .order_by(LeadEvent.created_at.desc(), LeadEvent.id.desc())
-        .limit(TIMELINE_LENGTH)
-    )
-    posts = db.session.scalars(
-        sa.select(InboxItem)
-        .where(InboxItem.tenant_id == lead.tenant_id, InboxItem.lead_id == lead.id)
-        .options(selectinload(InboxItem.source))
-        .order_by(InboxItem.received_at.desc(), InboxItem.id.desc())
-        .limit(TIMELINE_LENGTH)
-    )
-    lines = [TimelineLine(event.created_at, event=event) for event in events]
-    lines += [TimelineLine(post.received_at, post=post) for post in posts]
-    lines.sort(key=lambda line: line.at, reverse=True)
-    return lines[:TIMELINE_LENGTH]

@@ -11,7 +11,7 @@ from wtforms import SelectChoice
 
 from app import clock
 from app.conveyor import board as board_service
-from app.conveyor import bp, handoff, services, today
+from app.conveyor import bp, handoff, services, timeline, today
 from app.conveyor.forms import (
     CadenceForm,
     ChurnForm,
@@ -192,7 +192,7 @@ def _lead_page(
         http_status=http_status,
         lead=lead,
         stage=lead.stage,
-        events=services.timeline(lead),
+        events=timeline.lines(lead),
         qualification=qualification,
         lose_form=lose_form or LoseForm(),
         churn_form=ChurnForm(),
