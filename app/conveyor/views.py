@@ -1,6 +1,7 @@
 """The board, the lead page with the qualification gate, and the closer's Today queue."""
 
 from datetime import datetime
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, g, request, url_for
@@ -42,20 +43,22 @@ def _filters() -> board_service.BoardFilters:
     )
 
 
-def _card_kit(stages) -> dict:
-    """What every card repeats, worked out once per page: 225 cards add up."""
+def _card_kit(stages) -> SimpleNamespace:
+    """What every card repeats, worked out once per page: 225 cards add up. A namespace,
+    not a dict: Jinja reads ``kit.x`` as an attribute first, and a dict's miss costs an
+    exception each time."""
     options = "".join(
         f'<option value="{stage.id}">{escape(stage.name)}</option>' for stage in stages
     )
-    return {
-        "lead_url": url_for("conveyor.lead", lead_id=0).replace("/0", "/{}", 1),
-        "move_url": url_for("conveyor.move", lead_id=0).replace("/0/", "/{}/", 1),
-        "stage_options": options,
-        "rot_days": {
+    return SimpleNamespace(
+        lead_url=url_for("conveyor.lead", lead_id=0).replace("/0", "/{}", 1),
+        move_url=url_for("conveyor.move", lead_id=0).replace("/0/", "/{}/", 1),
+        stage_options=options,
+        rot_days={
             stage.id: None if stage.is_won or stage.is_lost else stage.rot_days for stage in stages
         },
-        "csrf": generate_csrf(),
-    }
+        csrf=generate_csrf(),
+    )
 
 
 def _board_response(filters, error: str | None = None, http_status: int = 200):
