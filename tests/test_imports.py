@@ -15,6 +15,7 @@ from app import clock
 from app.builder import bulk, people
 from app.extensions import db
 from app.imports import forms, loading, reading
+from app.imports.rows import RowJudge
 from app.models import Contact, ImportJob, ImportStatus, Lead, Membership, Phase, Role, Stage
 from app.queue import get_queue
 from app.sources import services as sources
@@ -384,6 +385,44 @@ def test_an_interrupted_import_resumes_without_duplicating_rows(
     assert (job.status, job.rows_done, len(_leads(tenant))) == (ImportStatus.FAILED, 2, 2)
     assert "database went away" in client.get(f"/imports/{import_id}").text
 
+    _forget_failed_jobs()
+    client.post(f"/imports/{import_id}/start")
+    run_jobs()
+    db.session.expire_all()
+    assert (job.status, job.rows_done, job.rows_imported) == (ImportStatus.DONE, 4, 4)
+    assert [lead.contact.name for lead in _leads(tenant)] == [
+        "Ann Lee",
+        "Ben Ode",
+        "Cy Ray",
+        "Di Fox",
+    ]
+
+
+def test_a_failure_while_judging_ahead_stops_the_import_after_the_batches_built(
+    client, make, login, run_jobs, monkeypatch
+):
+    """Rows are judged a batch ahead in a second process: its error is the job's error,
+    the batches built before it stay, and starting again finishes the file."""
+    monkeypatch.setattr(loading, "BATCH_SIZE", 2)
+    tenant, owner = make.workspace_with_owner()
+    login(owner.email)
+    real_judge_batch = RowJudge.judge_batch
+
+    def fail_on_cy(self, batch):
+        if any("Cy Ray" in cells for _, cells in batch):
+            raise ValueError("the judge choked on row 4")
+        return real_judge_batch(self, batch)
+
+    monkeypatch.setattr(RowJudge, "judge_batch", fail_on_cy)
+    import_id = _upload_ok(client, LEADS_UTF8)
+    _map(client, import_id, "leads")
+    client.post(f"/imports/{import_id}/start")
+    run_jobs(allow_failures=True)
+    job = db.session.get(ImportJob, import_id)
+    assert (job.status, job.rows_done, len(_leads(tenant))) == (ImportStatus.FAILED, 2, 2)
+    assert "the judge choked on row 4" in client.get(f"/imports/{import_id}").text
+
+    monkeypatch.setattr(RowJudge, "judge_batch", real_judge_batch)
     _forget_failed_jobs()
     client.post(f"/imports/{import_id}/start")
     run_jobs()

@@ -31,7 +31,7 @@ from app.models import (
 from app.pipeline import first_stage
 from app.policy import users_who
 
-BATCH_SIZE = 1000
+BATCH_SIZE = 5000
 # An import with this many rows still to go after its first batch analyses ``contact``.
 ANALYZE_AFTER = 20_000
 
