@@ -29,7 +29,9 @@ def register_extensions(app: Flask) -> None:
     from app.i18n import current_language, current_timezone, register_template_helpers
     from app.queue import limiter_storage_uri
     from app.security import register_security_headers
+    from app.sessions import SessionInterface
 
+    app.session_interface = SessionInterface()
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
     csrf.init_app(app)

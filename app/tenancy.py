@@ -9,7 +9,7 @@ net that keeps any other SELECT inside the current tenant as well.
 from contextlib import contextmanager
 
 import sqlalchemy as sa
-from flask import abort, g, has_app_context, session
+from flask import abort, g, has_app_context, request, session
 from flask_login import current_user
 from sqlalchemy import event
 from sqlalchemy.orm import Session, with_loader_criteria
@@ -18,6 +18,9 @@ from app.extensions import db
 from app.models import Membership, Tenant, TenantScoped
 
 ALL_TENANTS = {"all_tenants": True}
+# Addresses that answer senders, never members: no member's workspace is loaded for them
+# (intake finds its workspace by the address posted to, whoever is signed in).
+SENDER_ENDPOINTS = frozenset({"intake.receive"})
 
 
 def current_tenant_id() -> int | None:
@@ -69,9 +72,10 @@ def active_memberships(user_id: int) -> list[Membership]:
 
 
 def load_current_tenant() -> None:
-    """Resolve the signed-in user's workspace into ``g`` (before each request)."""
+    """Resolve the signed-in user's workspace into ``g`` (before each request but those
+    answering senders)."""
     forget_current_tenant()
-    if not current_user.is_authenticated:
+    if request.endpoint in SENDER_ENDPOINTS or not current_user.is_authenticated:
         return
     memberships = active_memberships(current_user.id)
     wanted = session.get("tenant_id") or current_user.last_tenant_id

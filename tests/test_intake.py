@@ -213,6 +213,26 @@ def test_a_repeat_that_brings_a_new_key_claims_nothing(client, shop, run_jobs):
     ]
 
 
+def test_a_post_lands_in_the_workspace_of_its_address_whoever_is_signed_in(
+    client, make, login, run_jobs
+):
+    """Intake answers senders: a member's own workspace (loaded for pages) plays no part,
+    and the member's pages still know it after the post."""
+    _, owner = make.workspace_with_owner(name="Mine", language="ru")
+    theirs, _ = make.workspace_with_owner(name="Theirs")
+    source = sources.create_source(theirs, "Site", "site_form")
+    login(owner.email)
+    response = _post(client, source, {"name": "Nobody"})
+    assert response.status_code == 422 and "contact" in response.json["fields"]
+    accepted = _post(client, source, {"email": "x@example.com"})
+    assert accepted.status_code == 202
+    assert {i.tenant_id for i in _inbox(source)} == {theirs.id}
+    run_jobs()
+    assert _lead_of(accepted).tenant_id == theirs.id
+    page = client.get("/board")
+    assert page.status_code == 200 and "Mine" in page.text and "Theirs" not in page.text
+
+
 def test_concurrent_identical_posts_get_one_receipt_and_become_one_lead(app, shop, run_jobs):
     _, _, source = shop
     url = f"/in/{source.intake_token}"

@@ -49,6 +49,10 @@ def idempotency_keys(headers, data: dict) -> list[str]:
 # status, answer, receipt, reason, the lead of the post it repeats (once built), whether
 # it is flagged, and ``unclaim``, the keys this statement claimed for a post that turned
 # out to be a repeat (one key new, another taken), which the caller deletes.
+# The lookups are written to reach each key and receipt through its index even where the
+# planner has no statistics yet (a new workspace's first minutes): a key compared per
+# row of a LATERAL (not ``= ANY``, which it may filter by instead), a receipt looked up
+# on its own behind ``OFFSET 0`` (not the workspace's whole status index).
 _CLAIM_AND_VERDICT = """
 claimed AS (
     INSERT INTO intake_key (tenant_id, source_id, key, contact, receipt, created_at)
@@ -65,15 +69,21 @@ claimed AS (
         CASE WHEN seen.receipt IS NULL THEN 202 ELSE 200 END AS http_status,
         COALESCE(seen.receipt, :receipt) AS receipt,
         CASE WHEN seen.receipt IS NULL AND :contact <> '' AND EXISTS (
-            SELECT 1 FROM intake_key AS other
-            WHERE other.tenant_id = :tenant_id AND other.source_id = :source_id
-              AND other.key = ANY(CAST(:keys AS varchar[]))
-              AND other.contact <> :contact AND other.receipt <> :receipt
+            SELECT 1 FROM unnest(CAST(:keys AS varchar[])) AS post_key, LATERAL (
+                SELECT 1 FROM intake_key AS other
+                WHERE other.tenant_id = :tenant_id AND other.source_id = :source_id
+                  AND other.key = post_key
+                  AND other.contact <> :contact AND other.receipt <> :receipt
+                LIMIT 1
+            ) AS taken
         ) THEN 'reused_key' END AS reason,
         (
-            SELECT earlier.lead_id FROM inbox_item AS earlier
-            WHERE seen.receipt IS NOT NULL AND earlier.tenant_id = :tenant_id
-              AND earlier.receipt = seen.receipt AND earlier.status = 'accepted'
+            SELECT earlier.lead_id FROM (
+                SELECT lead_id, tenant_id, status FROM inbox_item
+                WHERE seen.receipt IS NOT NULL AND receipt = seen.receipt
+                OFFSET 0
+            ) AS earlier
+            WHERE earlier.tenant_id = :tenant_id AND earlier.status = 'accepted'
             LIMIT 1
         ) AS lead_id,
         seen.receipt IS NULL AND :flagged AS flagged,

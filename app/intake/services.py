@@ -75,32 +75,33 @@ class IntakeResult:
 
 
 @functools.cache
-def _source_query() -> sa.Select:
+def _source_by(column: str) -> sa.Select:
+    """The source whose ``column`` is ``:value``, with its workspace's country (built once)."""
     source, tenant = Source.__table__.c, Tenant.__table__.c
-    return sa.select(
-        source.id,
-        source.tenant_id,
-        source.active,
-        source.signing_secret,
-        source.thank_you_url,
-        source.rate_limit_per_minute,
-        tenant.country,
-    ).join_from(Source.__table__, Tenant.__table__, tenant.id == source.tenant_id)
+    return (
+        sa.select(
+            source.id,
+            source.tenant_id,
+            source.active,
+            source.signing_secret,
+            source.thank_you_url,
+            source.rate_limit_per_minute,
+            tenant.country,
+        )
+        .join_from(Source.__table__, Tenant.__table__, tenant.id == source.tenant_id)
+        .where(source[column] == sa.bindparam("value"))
+    )
 
 
 def find_source(token: str) -> IntakeSource | None:
     """The source behind a secret address, with its workspace's country (one query)."""
     if not token or len(token) > 64:
         return None
-    return _one_source(Source.__table__.c.intake_token, token)
+    return _one_source("intake_token", token)
 
 
-def _one_source(column, value) -> IntakeSource | None:
-    row = (
-        db.session.connection()
-        .execute(_source_query().where(column == sa.bindparam("value")), {"value": value})
-        .first()
-    )
+def _one_source(column: str, value) -> IntakeSource | None:
+    row = db.session.connection().execute(_source_by(column), {"value": value}).first()
     return IntakeSource(*row) if row is not None else None
 
 
@@ -449,7 +450,7 @@ def reprocess(item: InboxItem, corrected: dict) -> IntakeResult | None:
     if item.status != InboxStatus.REJECTED:
         db.session.rollback()
         return None
-    source = _one_source(Source.__table__.c.id, item.source_id)
+    source = _one_source("id", item.source_id)
     data = {k: v for k, v in corrected.items() if isinstance(v, str)}
     result = _accept(source, item, data, keys.idempotency_keys(item.headers, data))
     if result.claim is not None:

@@ -40,6 +40,13 @@ def _unknown_address():
     return jsonify({"error": "unknown intake address"}), 404
 
 
+@limiter.request_filter
+def _counted_by_intake() -> bool:
+    """Posts are counted per source by intake itself (``services.seconds_until_allowed``)
+    and exempt from the address-wide limits: the limiter skips them before resolving any."""
+    return request.endpoint == "intake.receive"
+
+
 @bp.route("/in/<token>", methods=["POST"])
 @csrf.exempt
 @limiter.exempt
