@@ -110,12 +110,14 @@ class Contact(TenantScoped, TimestampMixin, Base):
         ),
         sa.Index(
             "ix_contact_search_text_gist",
+            "tenant_id",
             "search_text",
             postgresql_using="gist",
             postgresql_ops={"search_text": "gist_trgm_ops(siglen=256)"},
         ),
         sa.Index(
             "ix_contact_search_name",
+            "tenant_id",
             "search_name",
             postgresql_using="gist",
             postgresql_ops={"search_name": "gist_trgm_ops(siglen=256)"},
