@@ -105,7 +105,7 @@ def test_a_row_that_fails_stays_in_the_inbox_with_its_reason_and_the_rest_are_bu
     # The owner sees why, corrects the name and re-processes it: the builder makes the lead.
     login(owner.email)
     page = client.get(f"/inbox/{ben.id}").text
-    assert "could not become a lead" in page and "Re-process into a lead" in page
+    assert "Could not become a lead" in page and "Re-process into a lead" in page
     fixed = client.post(f"/inbox/{ben.id}", data={"name": "Ben", "email": "ben@example.com"})
     assert fixed.status_code == 302
     run_jobs()

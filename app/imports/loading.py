@@ -77,8 +77,9 @@ def run(tenant: Tenant, job: ImportJob) -> None:
             db.session.commit()
             done += len(judged)
             if number == 0 and total - done >= ANALYZE_AFTER:
-                # The next batches' contact lookups are planned on what is there now.
-                db.session.execute(sa.text("ANALYZE contact"))
+                # The next batches' contact lookups are planned on what is there now (only
+                # their columns: search_text's finer statistics sample ten times the rows).
+                db.session.execute(sa.text("ANALYZE contact (tenant_id, email, phone)"))
                 db.session.commit()
     job.status = ImportStatus.DONE
     job.finished_at = clock.now()
