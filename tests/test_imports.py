@@ -14,7 +14,7 @@ from rq.registry import FailedJobRegistry
 from app import clock
 from app.builder import bulk, people
 from app.extensions import db
-from app.imports import forms, loading, reading
+from app.imports import forms, judging, loading, reading
 from app.imports.rows import RowJudge
 from app.models import Contact, ImportJob, ImportStatus, Lead, Membership, Phase, Role, Stage
 from app.queue import get_queue
@@ -404,6 +404,7 @@ def test_a_failure_while_judging_ahead_stops_the_import_after_the_batches_built(
     """Rows are judged a batch ahead in a second process: its error is the job's error,
     the batches built before it stay, and starting again finishes the file."""
     monkeypatch.setattr(loading, "BATCH_SIZE", 2)
+    monkeypatch.setattr(judging, "PART_ROWS", 1)  # each batch crosses in two messages
     tenant, owner = make.workspace_with_owner()
     login(owner.email)
     real_judge_batch = RowJudge.judge_batch

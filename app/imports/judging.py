@@ -2,22 +2,28 @@
 
 Judging is pure Python (the CSV reader, email and phone validation) and took half the
 worker's CPU; the builder mostly waits for PostgreSQL. A forked child reads and judges
-batch N+1 while the parent builds batch N, so both cores work. The child runs
+batch N+1 while the parent builds batch N, so both cores work; a thread of the parent's
+reads and unpickles each batch while the builder waits for PostgreSQL. The child runs
 ``judged_batches`` (the same ``RowJudge`` as in the parent) and sends each batch through
-a pipe, which holds about one batch: it never runs far ahead. It touches no database
-connection, and exits without running the parent's clean-up.
+a pipe; the thread keeps at most one batch waiting, so the child runs at most about two
+batches ahead. The child touches no database connection, and exits without running the
+parent's clean-up.
 """
 
 import contextlib
 import gc
 import itertools
 import multiprocessing
+import queue
+import threading
 from collections.abc import Iterator
 
 from app.imports import reading
 from app.imports.rows import JudgedRow, RowJudge
 
 _DONE = "done"
+_END_OF_BATCH = "end of batch"
+PART_ROWS = 250  # judged rows per message
 
 
 def judged_batches(
@@ -64,13 +70,15 @@ def judged_ahead(
         if collecting:
             gc.enable()
     sender.close()
+    receiving = _Receiving(receiver)
     try:
-        yield _received(receiver)
+        yield receiving.batches()
     finally:
-        receiver.close()
         if child.is_alive():
             child.kill()  # the parent stopped early (a failure, or another run got there)
-        child.join()
+        child.join()  # its end of the pipe is closed now: the receiving thread ends
+        receiving.stop()
+        receiver.close()
 
 
 def _judge_into(sender, *args) -> None:
@@ -79,7 +87,11 @@ def _judge_into(sender, *args) -> None:
     gc.enable()
     try:
         for batch in judged_batches(*args):
-            sender.send(batch)
+            # In parts: the parent's thread unpickles each holding the GIL, so it must not
+            # hold it long while the builder has Python to run.
+            for start in range(0, len(batch), PART_ROWS):
+                sender.send(batch[start : start + PART_ROWS])
+            sender.send(_END_OF_BATCH)
         sender.send(_DONE)
     except BrokenPipeError:
         pass  # the parent is gone or stopped reading
@@ -97,14 +109,45 @@ class _Failure:
         self.error = error
 
 
-def _received(receiver) -> Iterator[list[JudgedRow]]:
-    while True:
-        try:
-            message = receiver.recv()
-        except EOFError:
-            raise RuntimeError("the process judging the rows stopped") from None
-        if message == _DONE:
-            return
-        if isinstance(message, _Failure):
-            raise message.error
-        yield message
+class _Receiving:
+    """The child's batches, read from the pipe and unpickled by a thread of the parent's,
+    one batch ahead: that work overlaps the builder's waits for PostgreSQL."""
+
+    def __init__(self, receiver):
+        self.receiver = receiver
+        self.ahead: queue.Queue = queue.Queue(maxsize=1)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._receive, daemon=True)
+        self.thread.start()
+
+    def _receive(self) -> None:
+        batch: list[JudgedRow] = []
+        while True:
+            try:
+                message = self.receiver.recv()
+            except (EOFError, OSError):
+                message = _Failure(RuntimeError("the process judging the rows stopped"))
+            if isinstance(message, list):
+                batch += message
+                continue
+            if message == _END_OF_BATCH:
+                message, batch = batch, []
+            while not self.stopping.is_set():
+                with contextlib.suppress(queue.Full):
+                    self.ahead.put(message, timeout=0.1)
+                    break
+            if self.stopping.is_set() or not isinstance(message, list):
+                return
+
+    def batches(self) -> Iterator[list[JudgedRow]]:
+        while True:
+            message = self.ahead.get()
+            if isinstance(message, _Failure):
+                raise message.error
+            if message == _DONE:
+                return
+            yield message
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join()
