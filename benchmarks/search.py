@@ -4,9 +4,11 @@ One run on a fresh database: a workspace with two lead generators and ``--people
 (one person each: Latin and Cyrillic names, unique emails and phones) made by the app's
 builder, ``VACUUM ANALYZE``, then gunicorn; the owner asks ``GET /search?q=...`` with
 ``HX-Request: true`` as the header box does, the queries in turn (an exact name, a
-misspelt one, part of an email, a phone in another format, Cyrillic names with ё),
-one at a time, bounded in count and time. SQL statements per request are counted
-in-process (Flask test client, a ``before_cursor_execute`` listener), once per query.
+misspelt one, part of an email, a phone in another format, Cyrillic names with ё, a
+common company name, two letters), one at a time, bounded in count and time. SQL
+statements per request are counted in-process (Flask test client, a
+``before_cursor_execute`` listener), once per query; quick add's look-alike check is
+timed in-process for a few typed names.
 
     .venv/bin/python benchmarks/search.py [--people 200000] [--requests 200]
 """
@@ -20,6 +22,9 @@ from urllib.parse import quote
 import harness as h
 
 TARGET_MS, TARGET_QUERIES, HX = 100, 10, {"HX-Request": "true"}
+
+
+LOOK_ALIKES = ["Jon Smiht", "John Smith", "Пётр Фёдоров", "Алена Елкин"]
 
 
 def pairs(words: str) -> list[list[str]]:
@@ -77,7 +82,39 @@ def queries(people: int) -> list[str]:
     _, email, phone = person(n)
     digits = phone[-10:]
     email_part, phone = email.split("@")[0][-10:], f"({digits[:3]}) {digits[3:6]}-{digits[6:]}"
-    return ["John Smith", "Jon Smiht", email_part, phone, "Пётр Фёдоров", "Алена Елкин", "Королёв"]
+    return [
+        "John Smith",
+        "Jon Smiht",
+        email_part,
+        phone,
+        "Пётр Фёдоров",
+        "Алена Елкин",
+        "Королёв",
+        "Company 12",  # every company is "Company n": all 200,000 people are alike
+        "Jo",  # two letters: no trigram of their own
+    ]
+
+
+def time_look_alikes(app, tenant_id: int, names: list[str], rounds: int = 7) -> dict:
+    """Median ms of quick add's look-alike check per typed name, in-process."""
+    from app.extensions import db
+    from app.models import Tenant
+    from app.people.quick_add import matches
+    from app.tenancy import tenant_scope
+
+    out = {}
+    with app.app_context(), tenant_scope(tenant_id):
+        tenant = db.session.get(Tenant, tenant_id)
+        for name in names:
+            took = []
+            for _ in range(rounds):
+                started = time.perf_counter()
+                matches(tenant, name, None, None)
+                took.append(1000 * (time.perf_counter() - started))
+                db.session.rollback()
+            out[name] = h.percentile(took, 0.5)
+        db.session.remove()
+    return out
 
 
 def count_statements(app, owner: str, qs: list[str]) -> dict[str, int]:
@@ -122,6 +159,7 @@ def main() -> int:
         h.log(f"{args.people:,} people built in {seconds:.1f} s")
         h.analyze(db.dsn)
         statements = count_statements(app, workspace["owner"], qs)
+        alike = time_look_alikes(app, workspace["tenant_id"], LOOK_ALIKES)
         web = h.gunicorn("conveyor", "wsgi:app", env, logdir)
         ms, found = {q: [] for q in qs}, {}
         try:
@@ -168,6 +206,9 @@ def main() -> int:
         ],
         [
             f"Per query: {per_query}.",
+            "Quick add's look-alikes (in-process, median of 7): "
+            + "; ".join(f"`{name}` {took:.1f} ms" for name, took in alike.items())
+            + ".",
             f"CPU ms per request: {cpu.per(len(every))}; machine busy during the requests "
             f"{100 * cpu.busy:.0f} % of {os.cpu_count()} cores.",
             f"Seeding: {args.people / seconds:,.0f} people/s.",

@@ -4,7 +4,7 @@ a member's own deals however many better matches the base holds."""
 
 from app.extensions import db
 from app.models import Role
-from app.search.services import CANDIDATES
+from app.search.services import CANDIDATES, LIMIT
 
 HX = {"HX-Request": "true"}
 
@@ -68,3 +68,39 @@ def test_a_closer_finds_their_deal_however_many_better_matches_the_base_holds(cl
     assert f"/deals/{mine.id}" in text
     assert not any(f"/deals/{lead.id}" in text for lead in theirs)
     assert 'id="search-people"' not in text
+
+
+def test_a_common_company_name_lists_that_company_first_with_all_its_people(
+    client, make, login
+):
+    tenant, owner = make.workspace_with_owner()
+    for n in range(2, LIMIT + 4):  # more companies alike than are shown
+        _person(make, tenant, f"Person {n}", company=f"Acme {n}")
+    for name in ("Anna Lee", "Boris Kim", "Clara Wu"):
+        _person(make, tenant, name, company="Acme 1")
+    _person(make, tenant, "Dmitry Orlov", company="ACME 1")  # the same company, typed loud
+    login(owner.email)
+    text = client.get("/search", query_string={"q": "acme 1"}, headers=HX).text
+    companies = text.split('id="search-companies"')[1].split("</ul>")[0]
+    assert companies.count("<li>") == LIMIT
+    first = companies.split("<li>")[1]
+    assert "Acme 1" in first or "ACME 1" in first
+    assert "4 people" in first
+    people = text.split('id="search-people"')[1].split("</ul>")[0]
+    assert all(name in people for name in ("Anna Lee", "Boris Kim", "Clara Wu", "Dmitry Orlov"))
+
+
+def test_two_letters_find_the_names_and_companies_that_start_with_them(client, make, login):
+    tenant, owner = make.workspace_with_owner()
+    _person(make, tenant, "John Smith", company="Jones Dairy")
+    _person(make, tenant, "Joanna Lee", company="Jones Dairy")
+    _person(make, tenant, "Bojana Kim", company="Majolica")
+    _person(make, tenant, "Ёлкина Алёна")
+    login(owner.email)
+    text = client.get("/search", query_string={"q": "Jo"}, headers=HX).text
+    people = text.split('id="search-people"')[1].split("</ul>")[0]
+    assert "John Smith" in people and "Joanna Lee" in people and "Bojana Kim" not in people
+    companies = text.split('id="search-companies"')[1].split("</ul>")[0]
+    assert "Jones Dairy" in companies and "2 people" in companies and "Majolica" not in text
+    assert "Ёлкина Алёна" in client.get("/search", query_string={"q": "ел"}).text
+    assert "Nothing found" in client.get("/search", query_string={"q": "%_"}).text

@@ -124,9 +124,25 @@ class Contact(TenantScoped, TimestampMixin, Base):
         ),
         sa.Index(
             "ix_contact_search_company",
+            "tenant_id",
             "search_company",
-            postgresql_using="gin",
-            postgresql_ops={"search_company": "gin_trgm_ops"},
+            postgresql_using="gist",
+            postgresql_ops={"search_company": "gist_trgm_ops(siglen=256)"},
+        ),
+        # Names and companies by their first letters, byte order (a two-letter query),
+        # and each company's people counted (migration 0021).
+        sa.Index(
+            "ix_contact_company_start",
+            "tenant_id",
+            "search_company",
+            postgresql_ops={"search_company": 'COLLATE "C"'},
+        ),
+        sa.Index(
+            "ix_contact_name_start",
+            "tenant_id",
+            "search_name",
+            "id",
+            postgresql_ops={"search_name": 'COLLATE "C"'},
         ),
     )
 

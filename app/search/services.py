@@ -27,6 +27,14 @@ LIMIT = 8
 # short by people without a deal the member may see.
 CANDIDATES = 3 * LIMIT
 MIN_LENGTH = 2
+# A shorter query has no trigram of its own: it finds the names and companies that start
+# with it (an index in byte order) instead of asking the trigram indexes.
+TRIGRAM = 3
+# People of similar companies walked nearest-first before they are grouped into companies:
+# bounded however many people one company or a common word ("company") has; the companies
+# nearest the query come first, so a company of thousands leaves fewer shown, never a slow
+# answer.
+COMPANY_WALK = 25 * LIMIT
 # Word similarity needed for a typo to match: "Jon Smiht" finds "John Smith", "Елкна"
 # "Ёлкина"; results come best first, so the looser matches trail.
 SIMILARITY = 0.3
@@ -49,7 +57,7 @@ def search(membership: Membership, text: str, phone_region: str) -> Results:
     """What the member may find for ``text`` (at most ``LIMIT`` of each kind)."""
     text = text.strip()[:100]
     results = Results(text)
-    if len(text) < MIN_LENGTH:
+    if len(text) < MIN_LENGTH or _start(text) == "%":  # nothing but LIKE's wildcards
         return results
     walks_people = allows(membership, "people.browse")
     within = Contact.tenant_id == membership.tenant_id
@@ -60,7 +68,12 @@ def search(membership: Membership, text: str, phone_region: str) -> Results:
         sa.select(sa.func.set_config("pg_trgm.word_similarity_threshold", str(SIMILARITY), True))
     )
     phone = _phone(text, phone_region)
-    found = _by_phone(phone, within) if phone else _by_text(text, within)
+    if phone:
+        found = _by_phone(phone, within)
+    elif len(text) < TRIGRAM:
+        found = _by_start(text, within)
+    else:
+        found = _by_text(text, within)
     rank = dict(db.session.execute(found).all())
     if walks_people and not phone:
         results.companies = _companies(membership, text)
@@ -145,19 +158,76 @@ def _by_text(text: str, within: sa.ColumnElement[bool]) -> sa.Select:
     )
 
 
+def _by_start(text: str, within: sa.ColumnElement[bool]) -> sa.Select:
+    """(contact id, rank) of the people ``within`` whose name starts with ``text`` (a query
+    too short for trigrams), in order of their names: the first few on the index."""
+    name = Contact.search_name.collate("C")
+    order = (name, Contact.id)
+    return (
+        sa.select(Contact.id, sa.func.row_number().over(order_by=order))
+        .where(within, name.like(sa.func.conveyor_fold(sa.literal(_start(text)))))
+        .order_by(*order)
+        .limit(CANDIDATES)
+    )
+
+
+def _start(text: str) -> str:
+    """A LIKE pattern for what starts with ``text`` (its own wildcards dropped)."""
+    return text.replace("\\", "").replace("%", "").replace("_", "") + "%"
+
+
 def _companies(membership: Membership, text: str) -> list[tuple[str, int]]:
-    """Companies whose name is like ``text`` (typos forgiven), with their people."""
-    folded = sa.func.conveyor_fold(sa.literal(text))
-    return [
-        (name, count)
-        for name, count in db.session.execute(
-            sa.select(Contact.company, sa.func.count())
-            .where(
-                Contact.tenant_id == membership.tenant_id,
-                Contact.search_company.op("%>")(folded),
-            )
-            .group_by(Contact.company)
-            .order_by(sa.func.min(folded.op("<<->")(Contact.search_company)), Contact.company)
+    """Companies whose name is like ``text`` (typos forgiven), or starts with it when it is
+    too short for trigrams, with the number of their people (exact, counted on an index
+    for the few shown only). Companies that fold alike ("ACME", "Acme") are one."""
+    tenant = Contact.tenant_id == membership.tenant_id
+    key = Contact.search_company.collate("C")
+    if len(text) < TRIGRAM:  # from one company to the next in byte order, at most LIMIT
+        starts = key.like(sa.func.conveyor_fold(sa.literal(_start(text))))
+        first = (
+            sa.select(sa.literal(1).label("at"), Contact.search_company.label("key"))
+            .where(tenant, starts)
+            .order_by(key)
+            .limit(1)
+            .cte("walk", recursive=True)
+        )
+        after = (
+            sa.select(Contact.search_company)
+            .where(tenant, starts, key > first.c.key)
+            .order_by(key)
+            .limit(1)
+            .lateral("after")
+        )
+        walk = first.union_all(
+            sa.select(first.c.at + 1, after.c.search_company)
+            .select_from(first.join(after, sa.true()))
+            .where(first.c.at < LIMIT)
+        )
+        shown = sa.select(walk.c.key, walk.c.at).subquery()
+    else:  # people of similar companies nearest-first, a bounded walk, then grouped
+        folded = sa.func.conveyor_fold(sa.literal(text))
+        distance = Contact.search_company.op("<->>")(folded)
+        near = (
+            sa.select(Contact.search_company.label("key"), distance.label("at"))
+            .where(tenant, Contact.search_company.op("%>")(folded))
+            .order_by(distance)
+            .limit(COMPANY_WALK)
+            .subquery()
+        )
+        shown = (
+            sa.select(near.c.key, sa.func.min(near.c.at).label("at"))
+            .group_by(near.c.key)
+            .order_by(sa.func.min(near.c.at), near.c.key)
             .limit(LIMIT)
+            .subquery()
+        )
+    people = sa.select(sa.func.count()).where(tenant, key == shown.c.key)
+    name = sa.select(Contact.company).where(tenant, key == shown.c.key).limit(1)
+    return [
+        (company, count)
+        for company, count in db.session.execute(
+            sa.select(name.scalar_subquery(), people.scalar_subquery())
+            .select_from(shown)
+            .order_by(shown.c.at, shown.c.key)
         )
     ]
