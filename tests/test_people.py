@@ -188,3 +188,40 @@ def test_the_owner_renames_a_built_in_source_and_it_stays_built_in(make, ctx):
 )
 def test_budgets_are_read_in_the_workspace_locale(text, language, currency, minor):
     assert read_amount(text, language, currency) == minor
+
+
+def test_quick_add_offers_a_look_alike_among_many_near_names_and_walls_it_for_a_generator(
+    client, make, login
+):
+    tenant, owner = make.workspace_with_owner()
+    generator = make.member(tenant, Role.LEAD_GENERATOR)
+    for _ in range(30):  # more near names than the look-alike check walks
+        make.lead(tenant, "New").contact.name = "Johanna Smithfield"
+    client_lead = make.lead(tenant, "Client")
+    client_lead.contact.name = "John Smith"
+    db.session.commit()
+    known = client_lead.contact
+    login(owner.email)
+    hint = client.get("/quick-add/matches", query_string={"qa-name": "John Smiths"}).text
+    assert f"/people/{known.id}" in hint.split("<li>")[1]  # the nearest name first
+    client.post("/logout")
+    login(generator.email)
+    hint = client.get("/quick-add/matches", query_string={"qa-name": "John Smiths"}).text
+    assert "already in the base" in hint
+    assert known.name not in hint and known.email not in hint
+
+
+def test_merging_offers_the_same_email_under_another_name_and_a_similar_name(
+    client, make, login
+):
+    tenant, owner = make.workspace_with_owner()
+    keep, same_email, similar, other = (make.lead(tenant, "New").contact for _ in range(4))
+    keep.name, similar.name, other.name = "Marta Kowalska", "Marta Kowalski", "Ivan Petrov"
+    same_email.name, same_email.email = "M. K.", keep.email.upper()
+    db.session.commit()
+    same_email.email = keep.email
+    db.session.commit()
+    login(owner.email)
+    page = client.get(f"/people/{keep.id}").text
+    assert f'id="merge-{same_email.id}"' in page and f'id="merge-{similar.id}"' in page
+    assert f'id="merge-{other.id}"' not in page

@@ -19,6 +19,7 @@ from app.extensions import db
 from app.intake.services import phone_region
 from app.models import Contact, Membership, Phase, Source, SourceKind, Tenant
 from app.money import read_amount
+from app.people.services import look_alikes
 from app.pipeline import first_stage
 from app.policy import allows
 
@@ -124,20 +125,15 @@ def region(tenant: Tenant) -> str:
 def matches(tenant: Tenant, name: str, email: str | None, phone: str | None) -> list[Contact]:
     """People already in the base that the typed details may be: the same email or phone,
     or a similar name (trigram word similarity), best first, at most five."""
-    conditions = []
-    if email:
-        conditions.append(Contact.email == email)
-    if phone:
-        conditions.append(Contact.phone == phone)
-    folded = sa.func.conveyor_fold(name)
-    if len(name.strip()) >= 3:
-        conditions.append(folded.op("<%")(Contact.search_text))
-    if not conditions:
+    typed = name if len(name.strip()) >= 3 else None
+    if not (email or phone or typed):
         return []
+    ids = look_alikes(tenant.id, typed, email, phone)
+    folded = sa.func.conveyor_fold(name)
     return list(
         db.session.scalars(
             sa.select(Contact)
-            .where(Contact.tenant_id == tenant.id, sa.or_(*conditions))
+            .where(Contact.tenant_id == tenant.id, Contact.id.in_(ids))
             .order_by(folded.op("<<->")(Contact.search_text), Contact.id)
             .limit(5)
         )
