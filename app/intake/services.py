@@ -172,7 +172,7 @@ def _store(item: InboxItem, result: IntakeResult) -> IntakeResult:
     """Write the judged post (or, past the minute's cap of refusals, only count it) and
     commit; wake the builder for a good one.
 
-    An accepted post is claimed and inserted by one statement (``_STORE_CLAIMED``); any
+    An accepted post is claimed and inserted by one statement (``_store_claimed``); any
     other is one INSERT. No ORM object joins the session, so nothing is read back."""
     item.http_status = result.http_status
     if result.claim is not None:
