@@ -8,10 +8,19 @@ row's email) kept, mapped and started through the app's import services, then
 baseline is ``COPY`` of the same file into a bare table, in the same round.
 
     .venv/bin/python benchmarks/csv_import.py [--rounds 5] [--rows 100000]
+
+``--statements``: one import run in this process instead of the worker, each SQL statement
+(and each ``COPY``, and each commit) timed, with the CPU its PostgreSQL backend spent on
+it: where an import's time goes, Python or which statement.
 """
 
+import collections
+import contextlib
 import csv
 import io
+import os
+import re
+import resource
 import sys
 import time
 import uuid
@@ -120,14 +129,117 @@ def one_round(number: int, args, content: bytes, logdir) -> dict:
     return result
 
 
+def _backend_cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def statement_timer(backend_pid: list):
+    """{statement: [count, wall seconds, backend CPU seconds]} while it is open."""
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
+
+    from app.builder import bulk
+
+    times = collections.defaultdict(lambda: [0, 0.0, 0.0])
+
+    def cpu() -> float:
+        return _backend_cpu(backend_pid[0]) if backend_pid else 0.0
+
+    def add(key: str, started: float, cpu_then: float) -> None:
+        entry = times[key]
+        entry[0] += 1
+        entry[1] += time.perf_counter() - started
+        entry[2] += cpu() - cpu_then
+
+    def before(conn, cursor, statement, *_):
+        conn.info["bench_started"] = (time.perf_counter(), cpu())
+
+    def after(conn, cursor, statement, *_):
+        add(re.sub(r"\s+", " ", statement)[:80], *conn.info.pop("bench_started"))
+
+    real_copy, real_commit = bulk._CopyPlan.copy, Session.commit
+
+    def copy(plan, connection, rows):
+        started = (time.perf_counter(), cpu())
+        real_copy(plan, connection, rows)
+        add(f"COPY {plan.table.name} (rows formatted and sent)", *started)
+
+    def commit(session):
+        started = (time.perf_counter(), cpu())
+        real_commit(session)
+        add("COMMIT", *started)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", before)
+    sa.event.listen(sa.engine.Engine, "after_cursor_execute", after)
+    bulk._CopyPlan.copy, Session.commit = copy, commit
+    try:
+        yield times
+    finally:
+        bulk._CopyPlan.copy, Session.commit = real_copy, real_commit
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", before)
+        sa.event.remove(sa.engine.Engine, "after_cursor_execute", after)
+
+
+def statements_round(args, content: bytes) -> int:
+    """One import in this process, each statement timed (see the module's docstring)."""
+    with h.Database("csv") as db:
+        h.flush_redis()
+        env = h.app_env(db.dsn)
+        workspace = h.set_up_workspace(env)
+        job_id = queue_import(env, workspace, content)
+        app = h.make_app(env)
+        import sqlalchemy as sa
+
+        from app.extensions import db as app_db
+        from app.imports import services
+        from app.models import ImportJob
+        from app.tenancy import tenant_scope
+
+        with app.app_context():
+            backend = [app_db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar()]
+            app_db.session.commit()
+            children = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu0, own0, wall0 = _backend_cpu(backend[0]), time.process_time(), time.perf_counter()
+            with statement_timer(backend) as times, tenant_scope(workspace["tenant_id"]) as tenant:
+                services.run_import(tenant, app_db.session.get(ImportJob, job_id))
+            wall = time.perf_counter() - wall0
+            own, pg = time.process_time() - own0, _backend_cpu(backend[0]) - cpu0
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            judging = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+            done = app_db.session.get(ImportJob, job_id).rows_done
+            app_db.session.remove()
+    per_row = 1e6 / max(1, done)
+    h.log(
+        f"in process: {done:,} rows in {wall:.1f} s = {done / wall:,.0f} rows/s; CPU us/row: "
+        f"this process {own * per_row:.0f}, the judging child {judging * per_row:.0f}, "
+        f"PostgreSQL backend {pg * per_row:.0f}; machine load {os.getloadavg()[0]:.1f}"
+    )
+    print("\n| statement | count | wall s | backend CPU s | backend CPU us/row |")
+    print("|---|---|---|---|---|")
+    for key, (count, seconds, cpu) in sorted(times.items(), key=lambda kv: -kv[1][1])[:20]:
+        print(f"| `{key}` | {count} | {seconds:.2f} | {cpu:.2f} | {cpu * per_row:.1f} |")
+    untimed = wall - sum(seconds for _, seconds, _ in times.values())
+    print(f"\n- Outside any statement (Python, waiting for the judging child): {untimed:.1f} s.")
+    return 0
+
+
 def main() -> int:
     parser = h.parser(__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--seconds", type=float, default=600, help="bound on one import")
+    parser.add_argument(
+        "--statements", action="store_true", help="one import in this process, statements timed"
+    )
     args = parser.parse_args()
     content = make_csv(args.rows)
     h.log(f"{len(content) / 1e6:.1f} MB of CSV; machine busy {100 * h.machine_busy():.0f} %")
+    if args.statements:
+        with h.workdir("csv", args.ref):
+            return statements_round(args, content)
     with h.workdir("csv", args.ref) as logdir:
         rounds = [one_round(n, args, content, logdir) for n in range(1, args.rounds + 1)]
     rate = h.median(r["rate"] for r in rounds)
