@@ -7,6 +7,7 @@ Start as many as you like against one Redis and one database.
 """
 
 import argparse
+import contextlib
 import gc
 import os
 import signal
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
                         worker_ttl=WORKER_TTL,
                         maintenance_interval=MAINTENANCE_SECONDS,
                     )
+                    worker.burst = args.burst
                     worker.work(burst=args.burst, with_scheduler=True)
                 except redis.exceptions.RedisError:
                     if args.burst:
@@ -97,10 +99,42 @@ def main(argv: list[str] | None = None) -> None:
             stop.set()
 
 
+SCHEDULER_STOP_SECONDS = 5
+
+
 class _Worker(Worker):
     """An RQ worker that remembers whether it was asked to stop (SIGTERM, Ctrl-C)."""
 
     stop_requested = False
+    burst = False
+
+    def run_maintenance_tasks(self):
+        """A burst run queued what was due when it started and leaves soon: it cleans the
+        registries but starts no scheduler process (RQ's maintenance would, 20 s into a
+        long run, and stopping it at the run's end could race its start; see below)."""
+        if self.burst:
+            self.clean_registries()
+            self.clean_group_registries()
+            return
+        super().run_maintenance_tasks()
+
+    def stop_scheduler(self):
+        """Stop the scheduler process, killing it if SIGTERM does not.
+
+        The scheduler is forked with the worker's own SIGTERM handler and installs its own
+        only once it runs: a SIGTERM in between merely asks the child's copy of the worker
+        to stop, the scheduler then runs on, and RQ's plain ``join()`` waited for ever
+        (seen at the end of burst runs).
+        """
+        process = self.scheduler._process if self.scheduler else None
+        if not (process and process.pid):
+            return
+        with contextlib.suppress(OSError):
+            os.kill(process.pid, signal.SIGTERM)
+        process.join(SCHEDULER_STOP_SECONDS)
+        if process.is_alive():
+            process.kill()
+            process.join()
 
     def request_stop(self, signum, frame):
         self.stop_requested = True

@@ -211,9 +211,7 @@ def test_quick_add_offers_a_look_alike_among_many_near_names_and_walls_it_for_a_
     assert known.name not in hint and known.email not in hint
 
 
-def test_merging_offers_the_same_email_under_another_name_and_a_similar_name(
-    client, make, login
-):
+def test_merging_offers_the_same_email_under_another_name_and_a_similar_name(client, make, login):
     tenant, owner = make.workspace_with_owner()
     keep, same_email, similar, other = (make.lead(tenant, "New").contact for _ in range(4))
     keep.name, similar.name, other.name = "Marta Kowalska", "Marta Kowalski", "Ivan Petrov"

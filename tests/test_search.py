@@ -70,9 +70,7 @@ def test_a_closer_finds_their_deal_however_many_better_matches_the_base_holds(cl
     assert 'id="search-people"' not in text
 
 
-def test_a_common_company_name_lists_that_company_first_with_all_its_people(
-    client, make, login
-):
+def test_a_common_company_name_lists_that_company_first_with_all_its_people(client, make, login):
     tenant, owner = make.workspace_with_owner()
     for n in range(2, LIMIT + 4):  # more companies alike than are shown
         _person(make, tenant, f"Person {n}", company=f"Acme {n}")

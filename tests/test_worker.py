@@ -41,3 +41,30 @@ def test_worker_process_delivers_a_queued_invitation(
     [message] = mailbox.to("joiner@example.com")
     assert "Worker Test" in message["Subject"]
     assert "http://conveyor.test/invitations/" in mailbox.text(message)
+
+
+def _deaf_to_sigterm():
+    import signal
+    import time
+
+    signal.signal(signal.SIGTERM, lambda *_: None)  # as a scheduler that took the worker's
+    time.sleep(600)
+
+
+def test_a_scheduler_that_ignores_sigterm_does_not_hold_the_worker_forever(monkeypatch):
+    """RQ's own stop waited on the scheduler process without end when it missed SIGTERM."""
+    import multiprocessing
+    import time
+
+    monkeypatch.syspath_prepend(ROOT)
+    import worker
+
+    process = multiprocessing.get_context("fork").Process(target=_deaf_to_sigterm)
+    process.start()
+    time.sleep(0.5)  # its handler is in place
+    stopping = worker._Worker.__new__(worker._Worker)
+    stopping.scheduler = type("Scheduler", (), {"_process": process})()
+    started = time.monotonic()
+    stopping.stop_scheduler()
+    assert not process.is_alive()
+    assert time.monotonic() - started < worker.SCHEDULER_STOP_SECONDS + 5
