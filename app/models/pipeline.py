@@ -102,12 +102,7 @@ class Contact(TenantScoped, TimestampMixin, Base):
     __table_args__ = (
         sa.Index("ix_contact_email_tenant", "email", "tenant_id"),
         sa.Index("ix_contact_phone_tenant", "phone", "tenant_id"),
-        sa.Index(
-            "ix_contact_search_text",
-            "search_text",
-            postgresql_using="gin",
-            postgresql_ops={"search_text": "gin_trgm_ops"},
-        ),
+        # search_text's one trigram index (migration 0022): LIKE '%…%' inside the tenant.
         sa.Index(
             "ix_contact_search_text_gist",
             "tenant_id",
