@@ -100,6 +100,28 @@ def test_move_into_conversion_without_the_three_conditions_is_refused_with_the_r
     assert moved.json["decision_date"] == "2026-12-01"  # ISO 8601, as sent
 
 
+def test_a_refused_move_leaves_the_conditions_sent_with_it_unsaved(client, make):
+    """One PATCH is one change: its conditions are not kept when its move is refused."""
+    tenant, owner = make.workspace_with_owner()
+    lead = make.lead(tenant, "Qualified")
+    secret = token_for(tenant, owner)
+    lead_id = ids.encode("lead", lead.id)
+    won = next(
+        s["id"]
+        for s in client.get("/api/v1/stages", headers=bearer(secret)).json["data"]
+        if s["phase"] == "conversion" and s["name"] == "Won"
+    )
+    refused = client.patch(
+        f"/api/v1/leads/{lead_id}",
+        json={"problem": "Cakes arrive stale", "money": "500 a month", "stage_id": won},
+        headers=bearer(secret),
+    )
+    _problem(refused, 409)
+    after = client.get(f"/api/v1/leads/{lead_id}", headers=bearer(secret)).json
+    assert after["stage"] == "Qualified"
+    assert after["problem"] is None and after["money"] is None
+
+
 def test_times_are_iso_8601_and_updated_at_works_as_updated_since(client, make):
     tenant, owner = make.workspace_with_owner()
     secret = token_for(tenant, owner)

@@ -21,6 +21,7 @@ from app.intake import fields as intake_fields
 from app.intake.services import phone_region
 from app.models import Lead, LostReason, Membership, Phase, Source, Stage, Tenant
 from app.pipeline import first_stage
+from app.radar import alerts
 
 
 def create_lead(membership: Membership, tenant: Tenant, body: NewLead) -> int:
@@ -70,16 +71,18 @@ QUALIFICATION = ("problem", "money", "decision_date", "value_minor")
 
 
 def change_lead(membership: Membership, lead_id: int, change: LeadChange) -> Lead | None:
-    """Qualify, move and close through the conveyor's services, in that order.
+    """Qualify, move and close through the conveyor's services, in that order, as one
+    change: a move or a close that is refused leaves the conditions unsaved too.
 
     The lead afterwards, or None when the change took it beyond the seat's walls (a
     lead generator's lead sent to conversion).
     """
     lead = visible_lead_or_404(membership, lead_id)
     given = change.model_fields_set
+    alert = None
     if given & set(QUALIFICATION):
         need(membership, "leads.qualify")
-        conveyor.save_qualification(
+        alert = conveyor.apply_qualification(
             membership,
             lead,
             change.problem if "problem" in given else (lead.problem or ""),
@@ -103,8 +106,13 @@ def change_lead(membership: Membership, lead_id: int, change: LeadChange) -> Lea
         if change.lost_reason is not None:
             need(membership, "deals.lose")
             conveyor.lose(membership, lead, LostReason(change.lost_reason), change.lost_note or "")
+        db.session.commit()  # the conditions, when nothing after them committed
     except conveyor.MoveRefused as refusal:
         db.session.rollback()
         field = "lost_reason" if change.lost_reason and change.stage_id is None else "stage_id"
         raise Problem(409, str(refusal), {field: [str(refusal)]}) from None
+    except BaseException:
+        db.session.rollback()
+        raise
+    alerts.email_owners_after_commit(alert)
     return db.session.scalar(leads_query(membership).where(Lead.id == lead_id))

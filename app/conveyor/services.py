@@ -13,7 +13,7 @@ from sqlalchemy.orm import joinedload
 
 from app import clock
 from app.extensions import db
-from app.models import Lead, Membership, Phase, Stage, Tenant, User
+from app.models import Conflict, Lead, Membership, Phase, Stage, Tenant, User
 from app.models.activity import EventKind, LeadEvent, LostReason, Touch, TouchChannel
 from app.pipeline import first_stage
 from app.policy import allows, may_see_lead, member_who, members_who, visible_phases
@@ -124,6 +124,22 @@ def save_qualification(
     value_minor: int | None = None,
 ) -> Lead:
     """Record the three conditions of a sale (any may still be empty)."""
+    alert = apply_qualification(membership, lead, problem, money, decision_date, value_minor)
+    db.session.commit()
+    alerts.email_owners_after_commit(alert)
+    return lead
+
+
+def apply_qualification(
+    membership: Membership,
+    lead: Lead,
+    problem: str,
+    money: str,
+    decision_date: date | None,
+    value_minor: int | None = None,
+) -> Conflict | None:
+    """``save_qualification`` without the commit, for a change that commits it with more
+    (the API's one PATCH); the quality alert it raised, to email once committed."""
     was_qualified = lead.is_qualified
     lead.problem = problem.strip() or None
     lead.money = money.strip() or None
@@ -144,9 +160,7 @@ def save_qualification(
         alert = alerts.after_verdict(lead)
     else:
         lead.last_activity_at = clock.now()
-    db.session.commit()
-    alerts.email_owners_after_commit(alert)
-    return lead
+    return alert
 
 
 def send_to_conversion(membership: Membership, lead: Lead, closer_id: int | None = None) -> Lead:
