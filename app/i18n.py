@@ -2,7 +2,7 @@
 
 from datetime import date, datetime
 
-from flask import current_app, g, request, session
+from flask import current_app, g, has_request_context, request, session
 from flask_babel import get_locale, get_timezone
 from flask_login import current_user
 
@@ -10,8 +10,16 @@ from app.formatting import format_date, format_datetime
 
 
 def current_language() -> str:
-    """The user's choice, then this session's pick, then the workspace's, then the browser's."""
+    """The user's choice, then this session's pick, then the workspace's, then the browser's.
+
+    A program calling the API names its language in ``Accept-Language``: that comes first
+    there (the seat's own choice is for pages)."""
     languages = current_app.config["LANGUAGES"]
+    api = has_request_context() and request.blueprint == "api"
+    if api and request.headers.get("Accept-Language"):
+        asked = request.accept_languages.best_match(list(languages))
+        if asked:
+            return asked
     if current_user and current_user.is_authenticated and current_user.locale in languages:
         return current_user.locale
     if session.get("language") in languages:

@@ -149,6 +149,21 @@ def test_russian_workspace_gets_the_refusal_in_russian(client, make):
     assert any("а" <= ch <= "я" for ch in body["detail"]), body
 
 
+def test_a_program_asking_in_russian_gets_russian_from_an_english_workspace(client, make):
+    tenant, owner = make.workspace_with_owner(language="en")
+    secret = token_for(tenant, owner)
+    lead_id = client.post("/api/v1/leads", json=_lead_body(), headers=bearer(secret)).json["id"]
+    stages = client.get("/api/v1/stages", headers=bearer(secret)).json["data"]
+    proposal = next(s["id"] for s in stages if s["phase"] == "conversion")
+    asked = {**bearer(secret), "Accept-Language": "ru-RU,ru;q=0.9"}
+    refused = client.patch(f"/api/v1/leads/{lead_id}", json={"stage_id": proposal}, headers=asked)
+    assert _problem(refused, 409)["title"] == "Конфликт"
+    plain = client.patch(
+        f"/api/v1/leads/{lead_id}", json={"stage_id": proposal}, headers=bearer(secret)
+    )
+    assert _problem(plain, 409)["title"] == "Conflict"
+
+
 def test_create_replayed_with_one_idempotency_key_answers_the_same_lead_once(client, make):
     tenant, owner = make.workspace_with_owner()
     secret = token_for(tenant, owner)
