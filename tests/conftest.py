@@ -257,3 +257,13 @@ def login(client):
         return response
 
     return sign_in
+
+
+@pytest.fixture
+def shop(make):
+    """A workspace ("Shop") with its owner and one website source: (tenant, owner, source)."""
+    from app.sources import services as sources
+
+    tenant, owner = make.workspace_with_owner(name="Shop")
+    source = sources.create_source(tenant, "Site", "site_form")
+    return tenant, owner, source

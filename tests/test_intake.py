@@ -28,27 +28,10 @@ from app.models import (
 )
 from app.sources import services as sources
 from app.workspace import services as workspace
+from tests.intake_helpers import count as _count
+from tests.intake_helpers import post as _post
 
 ALL = {"all_tenants": True}
-
-
-@pytest.fixture
-def shop(make):
-    tenant, owner = make.workspace_with_owner(name="Shop")
-    source = sources.create_source(tenant, "Site", "site_form")
-    return tenant, owner, source
-
-
-def _post(client, source, payload=None, **kwargs):
-    if payload is not None:
-        kwargs.setdefault("json", payload)
-    return client.post(f"/in/{source.intake_token}", **kwargs)
-
-
-def _count(model, *where):
-    return db.session.scalar(
-        sa.select(sa.func.count()).select_from(model).where(*where).execution_options(**ALL)
-    )
 
 
 def _leads(source):
