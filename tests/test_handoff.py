@@ -128,6 +128,9 @@ def test_hand_offs_and_conflicts_name_the_person_and_the_deal_never_an_id(
     assert "Anna Petrova" in details and "Flour for the winter" in details
     assert f'href="/deals/{deal.id}"' in details and closer.name in details
     assert f"#{deal.id}" not in re.sub(r'(id|href|for|action)="[^"]*"', "", page)
+    listed = client.get("/conflicts").text
+    row = re.search(rf'id="conflict-{conflict.id}".*?</tr>', listed, re.S).group(0)
+    assert "Anna Petrova · Flour for the winter" in row and f'href="/deals/{deal.id}"' in row
 
 
 def test_another_account_manager_cannot_decide_someone_elses_promise(client, login, make, team):

@@ -404,7 +404,9 @@ def test_a_source_can_be_judged_over_days_instead_of_leads(
     client.post(f"/deals/{leads[4].id}/lose", data={"reason": "junk"})  # 2 of 5 = 40%
     [alert] = _alerts()
     assert alert.details["days"] == 7 and alert.details["judged"] == 5
-    assert "Leads judged in the last 7 days" in client.get(f"/conflicts/{alert.id}").text
+    alarm = client.get(f"/conflicts/{alert.id}").text
+    assert "Leads judged in the last 7 days" in alarm
+    assert "The lead that raised the alarm" in alarm  # not a "Deal" the owner must look into
     run_jobs()
     [mail] = [m for m in mailbox.to(owner.email) if "Lead quality dropped" in m["Subject"]]
     assert "judged in the last 7 days" in mail.get_body(("plain",)).get_content()

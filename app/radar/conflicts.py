@@ -7,7 +7,7 @@ from sqlalchemy.orm import aliased
 
 from app import clock
 from app.extensions import db
-from app.models import Conflict, ConflictKind, ConflictStatus, Source, Tenant, User
+from app.models import Conflict, ConflictKind, ConflictStatus, Contact, Lead, Source, Tenant, User
 
 PAGE_SIZE = 50
 
@@ -47,6 +47,19 @@ def people_and_sources(conflicts: list[Conflict]) -> tuple[dict, dict]:
         else {}
     )
     return users, sources
+
+
+def deals_named(conflicts: list[Conflict]) -> dict[int, tuple[str, str]]:
+    """(person, deal title) for the deals the listed conflicts are about (one query)."""
+    lead_ids = {c.lead_id for c in conflicts if c.lead_id}
+    if not lead_ids:
+        return {}
+    rows = db.session.execute(
+        sa.select(Lead.id, Contact.name, Lead.title)
+        .join(Contact, Contact.id == Lead.contact_id)
+        .where(Lead.id.in_(lead_ids))
+    )
+    return {lead_id: (name, title) for lead_id, name, title in rows}
 
 
 def open_count(tenant: Tenant) -> int:

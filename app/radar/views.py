@@ -250,6 +250,7 @@ def conflict_list():
         statuses=list(ConflictStatus),
         users=users,
         source_names=source_names,
+        deals=conflicts.deals_named(rows),
     )
 
 
