@@ -408,8 +408,9 @@ def test_the_whole_conveyor_from_signup_to_the_morning_digest(
     expect(conflicts).to_contain_text(t("Promise flagged by the account manager"))
     expect(conflicts).to_contain_text(people["closer"])  # who made the promise
     expect(conflicts).to_contain_text(t("open"))
+    expect(conflicts).to_contain_text(people["client"])  # the deal it is about, by name
     screenshot(owner, "conflicts", lang)
-    conflicts.locator("a").click()
+    conflicts.locator("a[href*='/conflicts/']").click()
     owner.wait_for_url(re.compile(r"/conflicts/\d+$"))
     details = owner.locator("#conflict-details")
     expect(details).to_contain_text(people["flagged"])
