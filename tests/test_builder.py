@@ -1,14 +1,13 @@
 """The one lead builder: several at once build each post once; a bad row waits alone."""
 
-import threading
 from collections import Counter
 
 import sqlalchemy as sa
 
-from app.builder import inbox
 from app.extensions import db
 from app.models import Contact, EventKind, InboxItem, InboxStatus, Lead, LeadEvent, Role
 from app.sources import services as sources
+from tests.intake_helpers import build_concurrently
 
 ALL = {"all_tenants": True}
 
@@ -29,25 +28,7 @@ def test_two_builders_at_once_build_each_post_once(app, client, make):
             # Ten people, each posting three times (no keys): one lead, asked again twice.
             answer = client.post(f"/in/{source.intake_token}", json={"email": f"p{i % 10}@x.org"})
             assert answer.status_code == 202
-    start = threading.Barrier(4)
-    errors = []
-
-    def builder():
-        with app.app_context():
-            start.wait(10)
-            try:
-                while inbox.build_pending(batch_size=4):
-                    pass
-            except Exception as error:  # noqa: BLE001 - reported below
-                errors.append(error)
-            finally:
-                db.session.remove()
-
-    threads = [threading.Thread(target=builder) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    errors = build_concurrently(app, builders=4, batch_size=4)
     assert not errors
     items = _all(InboxItem)
     assert len(items) == 60 and {item.status for item in items} == {InboxStatus.ACCEPTED}

@@ -29,7 +29,9 @@ from app.models import (
 from app.sources import services as sources
 from app.workspace import services as workspace
 from tests.intake_helpers import count as _count
+from tests.intake_helpers import lead_of as _lead_of
 from tests.intake_helpers import post as _post
+from tests.intake_helpers import signed_headers as _signed_headers
 
 ALL = {"all_tenants": True}
 
@@ -38,16 +40,6 @@ def _leads(source):
     return db.session.scalars(
         sa.select(Lead).where(Lead.source_id == source.id).execution_options(**ALL)
     ).all()
-
-
-def _lead_of(response):
-    """The lead a post's receipt became (once the builder has run)."""
-    return db.session.scalar(
-        sa.select(Lead)
-        .join(InboxItem, InboxItem.lead_id == Lead.id)
-        .where(InboxItem.receipt == response.json["id"], InboxItem.status == InboxStatus.ACCEPTED)
-        .execution_options(**ALL)
-    )
 
 
 def _inbox(source):
@@ -322,16 +314,6 @@ def test_unknown_and_rotated_addresses_answer_the_same_404(client, shop):
     assert unknown.status_code == rotated.status_code == 404
     assert unknown.json == rotated.json
     assert _post(client, source, {"email": "a@example.com"}).status_code == 202
-
-
-def _signed_headers(secret, body, message_id="msg_1", timestamp=None):
-    timestamp = int(timestamp or time.time())
-    return {
-        "webhook-id": message_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": signing.sign(secret, message_id, timestamp, body),
-        "Content-Type": "application/json",
-    }
 
 
 def test_signed_source_accepts_only_good_fresh_signatures(client, make):

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from app.builder import inbox as builder_inbox
 from app.extensions import db
-from app.intake import cap, signing
+from app.intake import cap
 from app.intake import services as intake_services
 from app.models import (
     Contact,
@@ -26,8 +26,11 @@ from app.models import (
     Stage,
 )
 from app.sources import services as sources
+from tests.intake_helpers import build_concurrently
 from tests.intake_helpers import count as _count
+from tests.intake_helpers import lead_of as _lead_of
 from tests.intake_helpers import post as _post
+from tests.intake_helpers import signed as _signed
 
 ALL = {"all_tenants": True}
 
@@ -44,15 +47,6 @@ def _item(receipt):
         .where(InboxItem.receipt == receipt)
         .order_by(InboxItem.id)
         .limit(1)
-        .execution_options(**ALL)
-    )
-
-
-def _lead_of(response):
-    return db.session.scalar(
-        sa.select(Lead)
-        .join(InboxItem, InboxItem.lead_id == Lead.id)
-        .where(InboxItem.receipt == response.json["id"], InboxItem.status == InboxStatus.ACCEPTED)
         .execution_options(**ALL)
     )
 
@@ -197,25 +191,7 @@ def test_twenty_parallel_posts_with_one_email_and_no_key_make_one_contact(app, m
     for thread in threads:
         thread.join(30)
     assert [a.status_code for a in answers] == [202] * 20
-    build_start = threading.Barrier(4)
-    errors = []
-
-    def builder():
-        with app.app_context():
-            build_start.wait(10)
-            try:
-                while builder_inbox.build_pending(batch_size=3):
-                    pass
-            except Exception as error:  # noqa: BLE001 - reported below
-                errors.append(error)
-            finally:
-                db.session.remove()
-
-    builders = [threading.Thread(target=builder) for _ in range(4)]
-    for thread in builders:
-        thread.start()
-    for thread in builders:
-        thread.join(60)
+    errors = build_concurrently(app, builders=4, batch_size=3)
     assert not errors
     items = _all(InboxItem, InboxItem.source_id == source.id)
     assert len(items) == 20 and {item.status for item in items} == {InboxStatus.ACCEPTED}
@@ -296,17 +272,6 @@ def test_a_phone_added_on_a_repeat_is_different_contact_details(client, shop, ru
     run_jobs()
     assert _item(b.json["id"]).reason == "reused_key" and _item(a.json["id"]).reason is None
     assert _item(b.json["id"]).status == InboxStatus.ACCEPTED
-
-
-def _signed(secret, payload, message_id):
-    body = json.dumps(payload).encode()
-    timestamp = int(time.time())
-    return body, {
-        "webhook-id": message_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": signing.sign(secret, message_id, timestamp, body),
-        "Content-Type": "application/json",
-    }
 
 
 def test_a_signed_source_keeps_strict_keys(client, make, run_jobs):

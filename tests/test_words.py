@@ -4,9 +4,7 @@ details"), the inbox says what happened in words, and a rejected post's correcti
 keeps every field that was posted."""
 
 import importlib.util
-import json
 import re
-import time
 from datetime import date
 from html import unescape
 from html.parser import HTMLParser
@@ -18,11 +16,11 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 
 from app.extensions import db
-from app.intake import signing
 from app.intake.fields import KNOWN_FIELDS
 from app.models import InboxItem, InboxStatus, Lead, Role, Stage, User
 from app.models.activity import EventKind, LeadEvent
 from app.sources import services as sources
+from tests.intake_helpers import signed as _signed
 
 ALL = {"all_tenants": True}
 ROOT = Path(__file__).resolve().parents[1]
@@ -200,17 +198,6 @@ def test_a_received_post_reads_as_its_fields_with_the_raw_post_behind_technical_
     assert "utm_source" in details[0] and "&#34;newsletter&#34;" in details[0]
     # Nowhere else on the page is an internal name a label.
     assert "utm_" not in _without_details(page)
-
-
-def _signed(secret: str, payload: dict, message_id: str):
-    body = json.dumps(payload).encode()
-    timestamp = int(time.time())
-    return body, {
-        "webhook-id": message_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": signing.sign(secret, message_id, timestamp, body),
-        "Content-Type": "application/json",
-    }
 
 
 VERDICTS = {
