@@ -5,7 +5,7 @@ open deals made by the app's builder and spread over the six open stages (New to
 Negotiation; a third of them due a touch, a third with a decision date from five
 days ago to three weeks on, arrivals over 30 days), 500 clients and 2,000 closed
 deals (Won and Lost, closed over the last 90 days: a third of them show). Then
-gunicorn serves Conveyor and the yardstick (``bare_board.py``: one SELECT of the same
+gunicorn serves Conveyor and the yardstick (``bare_app.py``: one SELECT of the same
 cards and a Jinja page of them in the board card's markup) with the same settings.
 The owner signs in through the login form; ``GET /board`` and the bare ``/board``
 are timed one at a time, in alternating slices (both meet the same background
@@ -211,7 +211,7 @@ def main() -> int:
             return 0
         web = h.gunicorn("conveyor", "wsgi:app", env, logdir)
         bare_env = {**env, "BENCH_BARE_DSN": db.dsn, "PYTHONPATH": str(h.REPO / "benchmarks")}
-        bare = h.gunicorn("bare", "bare_board:app", bare_env, logdir)
+        bare = h.gunicorn("bare", "bare_app:app", bare_env, logdir)
         try:
             web.start()
             bare.start()
